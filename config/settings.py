@@ -1,0 +1,231 @@
+"""Djinn's settings: one module, every knob read from the environment.
+
+Each value has a default that works for `make run`; `.env.example` documents
+them all. A malformed value stops the process with a message naming it
+(see config/env.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# ------------------------------------------------------------------------------
+# Core
+# ------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", True)
+
+_DEV_SECRET_KEY = "django-insecure-djinn-development-only-never-use-in-production"
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", _DEV_SECRET_KEY if DEBUG else None)
+if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set to a secret value when DJANGO_DEBUG is false.")
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list this site's host names when DJANGO_DEBUG is false.")
+# https://docs.djangoproject.com/en/5.2/ref/settings/#csrf-trusted-origins
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `runserver` serves ASGI (websockets) too
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "accounts",
+    "inference",
+    "ops",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / ".run" / "staticfiles"
+
+LOGIN_URL = "admin:login"
+
+# ------------------------------------------------------------------------------
+# Database
+# https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
+# ------------------------------------------------------------------------------
+DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / '.run' / 'djinn.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, min_value=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default is shared by daphne, a worker and beat: WAL lets
+    # readers and one writer overlap, IMMEDIATE avoids upgrade deadlocks.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+# ------------------------------------------------------------------------------
+# Redis: the Celery broker, the job event logs and the channel layer
+# ------------------------------------------------------------------------------
+REDIS_URL = env.redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", "djinn")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
+    }
+}
+
+# ------------------------------------------------------------------------------
+# Jobs: leases, attempts, deadlines, streaming
+# ------------------------------------------------------------------------------
+# A running job's worker refreshes its heartbeat every JOB_HEARTBEAT_SECONDS;
+# the reaper treats a heartbeat older than JOB_LEASE_SECONDS as a dead worker.
+JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", 5.0, min_value=0.1)
+JOB_LEASE_SECONDS = env.float("JOB_LEASE_SECONDS", 30.0, min_value=0.5)
+if JOB_LEASE_SECONDS <= 2 * JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "JOB_LEASE_SECONDS must be more than twice JOB_HEARTBEAT_SECONDS, "
+        f"or a live worker can lose its job (got {JOB_LEASE_SECONDS} and {JOB_HEARTBEAT_SECONDS})."
+    )
+JOB_REAPER_INTERVAL_SECONDS = env.float("JOB_REAPER_INTERVAL_SECONDS", 10.0, min_value=0.2)
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", 3, min_value=1, max_value=20)
+# A job that has not started this long after it was submitted expires.
+JOB_QUEUE_TIMEOUT_SECONDS = env.int("JOB_QUEUE_TIMEOUT_SECONDS", 3600, min_value=1)
+# A queued job whose message has waited this long is sent again (duplicates are harmless).
+JOB_REENQUEUE_AFTER_SECONDS = env.int("JOB_REENQUEUE_AFTER_SECONDS", 600, min_value=1)
+JOB_TIME_LIMIT_SECONDS = env.int("JOB_TIME_LIMIT_SECONDS", 1800, min_value=1)
+
+EVENT_LOG_MAX_EVENTS = env.int("EVENT_LOG_MAX_EVENTS", 20000, min_value=100)
+EVENT_LOG_TTL_SECONDS = env.int("EVENT_LOG_TTL_SECONDS", 3600, min_value=10)
+STREAM_COALESCE_MS = env.int("STREAM_COALESCE_MS", 30, min_value=0, max_value=1000)
+STREAM_COALESCE_TOKENS = env.int("STREAM_COALESCE_TOKENS", 16, min_value=1, max_value=1024)
+
+# ------------------------------------------------------------------------------
+# Celery
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# ------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With acks_late, a message is redelivered once it has been unacknowledged for
+# this long: it must outlive the longest task, or a healthy job runs twice.
+CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600, min_value=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT_SECONDS,
+    "global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:",
+}
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT_SECONDS
+CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT_SECONDS + 30
+if CELERY_TASK_TIME_LIMIT >= CELERY_VISIBILITY_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        f"JOB_TIME_LIMIT_SECONDS + 30 ({CELERY_TASK_TIME_LIMIT}) must stay below "
+        f"CELERY_VISIBILITY_TIMEOUT_SECONDS ({CELERY_VISIBILITY_TIMEOUT_SECONDS}), "
+        "or the broker redelivers tasks that are still running."
+    )
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {
+        "task": "inference.tasks.reap_jobs",
+        "schedule": JOB_REAPER_INTERVAL_SECONDS,
+        "options": {"expires": JOB_REAPER_INTERVAL_SECONDS},
+    },
+}
+
+# ------------------------------------------------------------------------------
+# REST framework
+# ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "inference.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# ------------------------------------------------------------------------------
+# Models: nothing is ever fetched from a hub
+# ------------------------------------------------------------------------------
+HF_HUB_OFFLINE = True
+
+# ------------------------------------------------------------------------------
+# Security (production)
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+# ------------------------------------------------------------------------------
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and scrapers talk plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, min_value=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+if env.bool("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+
+# ------------------------------------------------------------------------------
+# Logging
+# ------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,74 @@
+"""One error shape for the whole API: {"error": {"type", "code", "message", "param"}}."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from inference.errors import DjinnError
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
+}
+
+_DRF_CODES = {
+    exceptions.ParseError: "malformed_json",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "invalid_api_key",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+}
+
+
+def error_body(status_code: int, code: str, message: str, param: str | None = None) -> dict:
+    return {
+        "error": {
+            "type": _TYPES.get(status_code, "api_error"),
+            "code": code,
+            "message": message,
+            "param": param,
+        }
+    }
+
+
+def _first_field_error(detail, path: tuple[str, ...] = ()) -> tuple[str | None, str, str]:
+    if isinstance(detail, dict):
+        key, value = next(iter(detail.items()))
+        return _first_field_error(value, (*path, str(key)) if key != "non_field_errors" else path)
+    if isinstance(detail, list):
+        return _first_field_error(detail[0], path)
+    param = ".".join(path) or None
+    return param, getattr(detail, "code", "invalid"), str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjinnError):
+        return Response(error_body(exc.status, exc.code, exc.message, exc.param), status=exc.status)
+    if isinstance(exc, Http404):
+        return Response(error_body(404, "not_found", "Not found."), status=404)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        param, code, message = _first_field_error(exc.detail)
+        body = error_body(400, code, f"{param}: {message}" if param else message, param)
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    code = _DRF_CODES.get(type(exc)) or getattr(exc, "default_code", "error")
+    if isinstance(exc, exceptions.AuthenticationFailed) and getattr(exc.detail, "code", None):
+        code = exc.detail.code
+    response.data = error_body(response.status_code, code, str(exc.detail))
+    return response

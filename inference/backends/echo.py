@@ -1,0 +1,80 @@
+"""A deterministic backend for tests, benchmarks and smoke tests.
+
+It answers with the words of the last message (or prompt), cycled to `tokens`
+words when configured, at `tokens_per_second` (0: as fast as it can).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import Field
+
+from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop
+
+
+class EchoConfig(BackendConfig):
+    tokens: int | None = Field(None, ge=1, le=1_000_000, description="Answer length in words; default: the prompt's.")
+    tokens_per_second: float = Field(0, ge=0, le=1_000_000, description="0 means no delay.")
+    dimensions: int = Field(8, ge=1, le=4096, description="Length of embedding vectors.")
+    fail_with: str | None = Field(None, description="Fail every job with this error code (for drills).")
+
+
+class EchoBackend(Backend):
+    key = "echo"
+    tasks = frozenset({"chat", "completion", "embedding", "classification"})
+    Config = EchoConfig
+    config: EchoConfig
+
+    def _source_words(self, job_input: dict[str, Any]) -> list[str]:
+        if "messages" in job_input:
+            text = job_input["messages"][-1]["content"]
+        else:
+            text = job_input["prompt"]
+        return text.split() or ["echo"]
+
+    def answer_tokens(self, job_input: dict[str, Any]) -> list[str]:
+        """The whole answer, token by token, for this input."""
+        words = self._source_words(job_input)
+        count = self.config.tokens or len(words)
+        count = min(count, job_input.get("max_tokens", count))
+        return [words[i % len(words)] + ("" if i == count - 1 else " ") for i in range(count)]
+
+    def stream(self, job_input: dict[str, Any], should_stop: ShouldStop) -> Iterator[str]:
+        if self.config.fail_with:
+            raise BackendError(self.config.fail_with, f"echo was configured to fail with {self.config.fail_with}")
+        interval = 1 / self.config.tokens_per_second if self.config.tokens_per_second else 0
+        started = time.monotonic()
+        for index, token in enumerate(self.answer_tokens(job_input)):
+            if should_stop():
+                return
+            if interval:
+                delay = started + index * interval - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            yield token
+
+    def embed(self, texts: list[str], *, normalize: bool) -> list[list[float]]:
+        vectors = []
+        for text in texts:
+            digest = hashlib.sha256(text.encode()).digest()
+            vector = [(digest[i % len(digest)] - 127.5) / 127.5 for i in range(self.config.dimensions)]
+            if normalize:
+                norm = math.sqrt(sum(value * value for value in vector)) or 1.0
+                vector = [value / norm for value in vector]
+            vectors.append(vector)
+        return vectors
+
+    def classify(self, texts: list[str], labels: list[str], *, multi_label: bool) -> list[dict[str, float]]:
+        # A label scores by how many of its words the text contains.
+        results = []
+        for text in texts:
+            words = set(text.lower().split())
+            raw = [1 + sum(word in words for word in label.lower().split()) for label in labels]
+            total = sum(raw)
+            results.append({label: value / total for label, value in zip(labels, raw, strict=True)})
+        return results

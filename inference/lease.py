@@ -1,0 +1,75 @@
+"""A running attempt's lease: a heartbeat thread plus the stop signal the backend polls."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from inference import streams
+from inference.services.jobs import job_cancel_requested, job_heartbeat
+
+logger = logging.getLogger(__name__)
+
+# Polling Redis on every token would cost a round trip per token.
+CANCEL_POLL_SECONDS = 0.02
+
+
+class Lease:
+    """Holds a job attempt while the backend runs.
+
+    `should_stop()` turns true when the job was canceled or the attempt lost
+    its lease (the reaper gave the job to a new attempt): either way the
+    backend stops between two chunks.
+    """
+
+    def __init__(self, job_id: Any, attempt: int):
+        self.job_id = job_id
+        self.attempt = attempt
+        self.lost = threading.Event()
+        self.canceled = threading.Event()
+        self._done = threading.Event()
+        self._next_cancel_poll = 0.0
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join(timeout=settings.JOB_HEARTBEAT_SECONDS + 5)
+
+    def should_stop(self) -> bool:
+        if self.lost.is_set() or self.canceled.is_set():
+            return True
+        now = time.monotonic()
+        if now >= self._next_cancel_poll:
+            self._next_cancel_poll = now + CANCEL_POLL_SECONDS
+            try:
+                if streams.cancel_requested(self.job_id):
+                    self.canceled.set()
+            except Exception:  # Redis away: the heartbeat thread still sees cancels in the database
+                logger.warning("cancel poll failed for %s", self.job_id, exc_info=True)
+        return self.lost.is_set() or self.canceled.is_set()
+
+    def _beat(self) -> None:
+        try:
+            while not self._done.wait(settings.JOB_HEARTBEAT_SECONDS):
+                close_old_connections()
+                try:
+                    if not job_heartbeat(job_id=self.job_id, attempt=self.attempt):
+                        logger.warning("job %s attempt %s lost its lease", self.job_id, self.attempt)
+                        self.lost.set()
+                        return
+                    if job_cancel_requested(job_id=self.job_id):
+                        self.canceled.set()
+                except Exception:
+                    # A blip in the database: try again next beat; the lease outlives several.
+                    logger.warning("heartbeat failed for %s", self.job_id, exc_info=True)
+        finally:
+            connection.close()

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+from inference.backends import BackendConfigError, validate_backend_config
+from inference.validation import InputError, validate_default_params
+
+
+class Task(models.TextChoices):
+    CHAT = "chat", "Chat"
+    COMPLETION = "completion", "Completion"
+    EMBEDDING = "embedding", "Embedding"
+    CLASSIFICATION = "classification", "Classification"
+
+
+queue_name_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lowercase letters, digits, '.', '_' and '-'.")
+
+
+class AIModel(models.Model):
+    """A model operators register and users run jobs against."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    backend = models.CharField(max_length=50)
+    config = models.JSONField(default=dict, blank=True, help_text="Backend settings, checked by the backend on save.")
+    default_params = models.JSONField(default=dict, blank=True, help_text="Parameters a job gets when it names none.")
+    max_input_chars = models.PositiveIntegerField(default=32_000, validators=[MinValueValidator(1)])
+    max_output_tokens = models.PositiveIntegerField(default=1024, validators=[MinValueValidator(1)])
+    queue = models.CharField(max_length=100, default="default", validators=[queue_name_validator])
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = "AI model"
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def clean(self) -> None:
+        try:
+            self.config = validate_backend_config(self.backend, self.task, self.config)
+        except BackendConfigError as exc:
+            raise ValidationError({exc.field: exc.message}) from None
+        try:
+            self.default_params = validate_default_params(self.task, self.default_params)
+        except InputError as exc:
+            raise ValidationError({"default_params": exc.message}) from None
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    EXPIRED = "expired", "Expired"
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.EXPIRED})
+
+
+class JobClient(models.TextChoices):
+    WEB = "web", "Web UI"
+    REST = "rest", "REST API"
+    OPENAI = "openai", "OpenAI facade"
+    CLI = "cli", "Command line"
+    ADMIN = "admin", "Admin"
+
+
+class Job(models.Model):
+    """One inference: its input, its lifecycle, and what came out.
+
+    Status changes only through compare-and-set updates in
+    inference/services/jobs.py, so workers, cancels and the reaper can race.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="jobs")
+    task = models.CharField(max_length=20, choices=Task.choices)
+    client = models.CharField(max_length=10, choices=JobClient.choices, default=JobClient.REST)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+
+    input = models.JSONField()
+    output_text = models.TextField(blank=True)
+    output_json = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+
+    attempt = models.PositiveSmallIntegerField(default=1)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    worker = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
+            models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="job_unique_idempotency_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id}:{self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -1,0 +1,45 @@
+"""Reads of inference data. Every read of a user's job goes through here.
+
+A job that exists but belongs to someone else raises the same NotFound as a
+job that does not exist, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+from inference.errors import ModelDisabled, ModelNotFound, NotFound
+from inference.models import AIModel, Job
+
+
+def ai_models_enabled() -> QuerySet[AIModel]:
+    return AIModel.objects.filter(enabled=True)
+
+
+def ai_model_get_runnable(*, slug: str) -> AIModel:
+    """The enabled model named `slug`, or a clear error."""
+    model = AIModel.objects.filter(slug=slug).first()
+    if model is None:
+        raise ModelNotFound(f"There is no model named {slug!r}.", param="model")
+    if not model.enabled:
+        raise ModelDisabled(f"The model {slug!r} is disabled by an operator.", param="model")
+    return model
+
+
+def jobs_for_user(*, user: User) -> QuerySet[Job]:
+    return Job.objects.filter(owner=user).select_related("model")
+
+
+def job_get_for_user(*, user: User, job_id: str | uuid.UUID) -> Job:
+    """The user's job, or NotFound whether it is missing or someone else's."""
+    try:
+        job_uuid = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
+    except ValueError:
+        raise NotFound("No such job.", code="job_not_found") from None
+    job = jobs_for_user(user=user).filter(id=job_uuid).first()
+    if job is None:
+        raise NotFound("No such job.", code="job_not_found")
+    return job

@@ -1,0 +1,117 @@
+"""Running one attempt of a job in a worker: backend, event log, lease, result."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from inference import streams
+from inference.backends import Backend, BackendError
+from inference.lease import Lease
+from inference.loaded_models import backend_for
+from inference.models import Job, JobStatus, Task
+from inference.services.jobs import Usage, job_finish, job_mark_first_token, job_start
+
+logger = logging.getLogger(__name__)
+
+
+class _Interrupted(Exception):
+    """The attempt lost its lease or the log fenced it out: another attempt owns the job."""
+
+
+def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
+    """Run attempt `attempt` of a job if it is still ours; returns the final status."""
+    job = job_start(job_id=job_id, attempt=attempt, worker=worker)
+    if job is None:
+        return None
+    usage = Usage()
+    partial: list[str] = []
+    with Lease(job.id, attempt) as lease:
+        try:
+            backend = backend_for(job.model)
+            usage = Usage(prompt_tokens=backend.count_tokens(backend.prompt_text(job.input)))
+            if job.task in (Task.CHAT, Task.COMPLETION):
+                text = _generate(job, backend, lease, partial)
+                usage = Usage(usage.prompt_tokens, completion_tokens=len(partial))
+                status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
+                return _finish(job, status, usage, output_text=text)
+            output = _compute(job, backend)
+            return _finish(job, JobStatus.SUCCEEDED, usage, output_json=output)
+        except _Interrupted:
+            logger.info("job %s attempt %s was superseded; dropping its result", job.id, attempt)
+            return None
+        except BackendError as exc:
+            return _finish(job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, exc.code, exc.message)
+        except SoftTimeLimitExceeded:
+            message = "The job ran past its time limit."
+            return _finish(job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "time_limit", message)
+        except Exception as exc:
+            logger.exception("job %s failed in its backend", job.id)
+            message = f"The model backend failed: {exc.__class__.__name__}."
+            return _finish(job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "backend_error", message)
+
+
+def _spent(usage: Usage, partial: list[str]) -> Usage:
+    return Usage(usage.prompt_tokens, completion_tokens=len(partial))
+
+
+def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str]) -> str:
+    """Stream tokens into the log as coalesced deltas; returns the whole text."""
+    buffer = streams.DeltaBuffer()
+    first = True
+    for token in backend.stream(job.input, lease.should_stop):
+        tokens.append(token)
+        text = buffer.add(token)
+        if text:
+            _send_delta(job, text)
+            if first:
+                job_mark_first_token(job_id=job.id, attempt=job.attempt)
+                first = False
+        if lease.lost.is_set():
+            raise _Interrupted
+    text = buffer.flush()
+    if text:
+        _send_delta(job, text)
+        if first:
+            job_mark_first_token(job_id=job.id, attempt=job.attempt)
+    if lease.lost.is_set():
+        raise _Interrupted
+    return "".join(tokens)
+
+
+def _send_delta(job: Job, text: str) -> None:
+    try:
+        streams.append_event(job.id, job.attempt, "delta", {"text": text})
+    except streams.Superseded:
+        raise _Interrupted from None
+
+
+def _compute(job: Job, backend: Backend) -> dict[str, Any]:
+    texts = job.input["input"]
+    texts = [texts] if isinstance(texts, str) else texts
+    if job.task == Task.EMBEDDING:
+        vectors = backend.embed(texts, normalize=job.input.get("normalize", True))
+        return {"embeddings": vectors, "dimensions": len(vectors[0]) if vectors else 0}
+    results = backend.classify(texts, job.input["labels"], multi_label=job.input.get("multi_label", False))
+    return {
+        "results": [
+            {"label": max(scores, key=scores.get), "scores": dict(sorted(scores.items(), key=lambda kv: -kv[1]))}
+            for scores in results
+        ]
+    }
+
+
+def _finish(job, status, usage, output_text="", output_json=None, error_code="", error_message="") -> str | None:
+    finished = job_finish(
+        job_id=job.id,
+        attempt=job.attempt,
+        status=status,
+        usage=usage,
+        output_text=output_text,
+        output_json=output_json,
+        error_code=error_code,
+        error_message=error_message,
+    )
+    return status if finished else None

@@ -1,0 +1,143 @@
+"""The per-job event log in Redis: the truth every watcher reads.
+
+Each job has a Redis Stream whose entry ids are `0-<seq>`, so a sequence
+number is also a position to resume from. Appends go through one Lua script
+that fences writers by attempt: once attempt N+1 has written, anything a
+stale attempt N still sends is refused, so two attempts never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+EVENT_TYPES = ("status", "delta", "progress", "error", "done")
+
+_APPEND = """
+local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
+local attempt = tonumber(ARGV[1])
+if attempt < fence then return false end
+redis.call('SET', KEYS[2], attempt, 'EX', ARGV[5])
+local seq = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '0-' .. seq, 'type', ARGV[2], 'attempt', ARGV[1], 'data', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return seq
+"""
+
+
+class Superseded(Exception):
+    """A newer attempt owns this job's log; the writer must stop."""
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    type: str
+    attempt: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, "attempt": self.attempt, "data": self.data}
+
+
+@lru_cache(maxsize=1)
+def redis_client() -> redis.Redis:
+    """One connection pool per process, shared by every writer and reader."""
+    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, health_check_interval=30)
+
+
+@lru_cache(maxsize=1)
+def _append_script():
+    return redis_client().register_script(_APPEND)
+
+
+def _key(job_id: Any, part: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:job:{job_id}:{part}"
+
+
+def log_key(job_id: Any) -> str:
+    return _key(job_id, "log")
+
+
+def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> int:
+    """Append one event; returns its sequence number, or raises Superseded."""
+    seq = _append_script()(
+        keys=[log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq")],
+        args=[attempt, event_type, json.dumps(data, separators=(",", ":")), settings.EVENT_LOG_MAX_EVENTS,
+              settings.EVENT_LOG_TTL_SECONDS],
+    )
+    if seq is None:
+        raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
+    return int(seq)
+
+
+def _parse(entry_id: str, fields: dict[str, str]) -> Event:
+    return Event(
+        seq=int(entry_id.partition("-")[2]),
+        type=fields["type"],
+        attempt=int(fields["attempt"]),
+        data=json.loads(fields["data"]),
+    )
+
+
+def read_events(job_id: Any, after: int = 0, count: int | None = None) -> list[Event]:
+    """Events with seq > after, oldest first, from the log as it is now."""
+    entries = redis_client().xrange(log_key(job_id), min=f"0-{after + 1}", max="+", count=count)
+    return [_parse(entry_id, fields) for entry_id, fields in entries]
+
+
+def wait_events(job_id: Any, after: int, timeout_ms: int) -> list[Event]:
+    """Events with seq > after, waiting up to timeout_ms for the first one."""
+    reply = redis_client().xread({log_key(job_id): f"0-{after}"}, block=timeout_ms)
+    if not reply:
+        return []
+    return [_parse(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+
+def log_exists(job_id: Any) -> bool:
+    return bool(redis_client().exists(log_key(job_id)))
+
+
+def request_cancel(job_id: Any) -> None:
+    redis_client().set(_key(job_id, "cancel"), "1", ex=settings.EVENT_LOG_TTL_SECONDS)
+
+
+def cancel_requested(job_id: Any) -> bool:
+    return bool(redis_client().exists(_key(job_id, "cancel")))
+
+
+class DeltaBuffer:
+    """Coalesces tokens into deltas: one per STREAM_COALESCE_MS or STREAM_COALESCE_TOKENS.
+
+    The first token goes out at once (time to first token matters most);
+    `flush()` must be called at the end to send the rest.
+    """
+
+    def __init__(self, max_tokens: int | None = None, max_delay_ms: int | None = None):
+        self.max_tokens = max_tokens or settings.STREAM_COALESCE_TOKENS
+        self.max_delay = (settings.STREAM_COALESCE_MS if max_delay_ms is None else max_delay_ms) / 1000
+        self._pending: list[str] = []
+        self._last_flush = 0.0
+
+    def add(self, token: str) -> str | None:
+        """Buffer a token; returns the text to send when it is time to send."""
+        self._pending.append(token)
+        now = time.monotonic()
+        if len(self._pending) >= self.max_tokens or now - self._last_flush >= self.max_delay:
+            self._last_flush = now
+            return self.flush()
+        return None
+
+    def flush(self) -> str | None:
+        if not self._pending:
+            return None
+        text = "".join(self._pending)
+        self._pending.clear()
+        return text

@@ -1,0 +1,17 @@
+"""Celery tasks: thin wrappers that pass ids to services."""
+
+from celery import shared_task
+
+from inference.services.execution import job_execute
+from inference.services.jobs import jobs_reap
+from inference.workers import workers_online  # noqa: F401  (connects the presence signals in workers)
+
+
+@shared_task(name="inference.tasks.run_job", bind=True)
+def run_job(self, job_id: str, attempt: int) -> str | None:
+    return job_execute(job_id=job_id, attempt=attempt, worker=self.request.hostname or "worker")
+
+
+@shared_task(name="inference.tasks.reap_jobs")
+def reap_jobs() -> dict[str, int]:
+    return vars(jobs_reap())

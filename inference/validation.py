@@ -1,0 +1,187 @@
+"""Strict input schemas, one per task, checked before any job exists.
+
+Pydantic models describe what each task accepts; `validate_job_input` adds the
+model's own limits. Every violation becomes an `InputError` naming the field
+path and a stable code. This module knows nothing of Django models: it is
+given the limits it checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+
+
+class InputError(Exception):
+    """Input a user sent that cannot run. `param` is a dotted field path."""
+
+    def __init__(self, message: str, *, code: str = "invalid_input", param: str | None = None, status: int = 422):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+        self.status = status
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class GenerationParams(_Strict):
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature; 0 is greedy.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    max_tokens: int | None = Field(None, ge=1, le=131_072, description="Most tokens to generate.")
+    stop: NonEmptyText | list[NonEmptyText] | None = Field(None, description="Text that ends generation.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed for reproducible sampling.")
+
+    @model_validator(mode="after")
+    def _at_most_four_stops(self):
+        if isinstance(self.stop, list) and len(self.stop) > 4:
+            raise ValueError("stop takes at most 4 sequences")
+        return self
+
+
+class Message(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=1_000_000)
+
+
+class ChatInput(GenerationParams):
+    messages: list[Message] = Field(min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _ends_with_user(self):
+        if self.messages[-1].role == "system":
+            raise ValueError("the last message must come from the user or the assistant")
+        return self
+
+
+class CompletionInput(GenerationParams):
+    prompt: NonEmptyText
+
+
+TextBatch = NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1, max_length=256)]
+
+
+class EmbeddingInput(_Strict):
+    input: TextBatch
+    normalize: bool = True
+
+
+class ClassificationInput(_Strict):
+    input: TextBatch
+    labels: list[NonEmptyText] = Field(min_length=2, max_length=64)
+    multi_label: bool = False
+
+    @model_validator(mode="after")
+    def _unique_labels(self):
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        return self
+
+
+SCHEMAS: dict[str, type[_Strict]] = {
+    "chat": ChatInput,
+    "completion": CompletionInput,
+    "embedding": EmbeddingInput,
+    "classification": ClassificationInput,
+}
+GENERATION_TASKS = frozenset({"chat", "completion"})
+
+_CODES = {
+    "missing": "required",
+    "extra_forbidden": "unknown_field",
+    "literal_error": "invalid_choice",
+    "too_short": "too_short",
+    "too_long": "too_long",
+    "string_too_short": "too_short",
+    "string_too_long": "too_long",
+    "greater_than": "out_of_range",
+    "greater_than_equal": "out_of_range",
+    "less_than": "out_of_range",
+    "less_than_equal": "out_of_range",
+}
+
+
+def _first_error(exc: ValidationError) -> InputError:
+    error = exc.errors()[0]
+    # Union members add their type name to the location; keep only real fields.
+    path = [str(part) for part in error["loc"] if not (isinstance(part, str) and part.endswith("]"))]
+    path = [part for part in path if part not in {"str", "list[str]", "constrained-str", "list[constrained-str]"}]
+    code = _CODES.get(error["type"], "invalid_type" if error["type"].endswith("_type") else "invalid_value")
+    message = error["msg"].removeprefix("Value error, ")
+    param = ".".join(path) or None
+    return InputError(f"{param}: {message}" if param else message, code=code, param=param)
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    task: str
+    max_input_chars: int
+    max_output_tokens: int
+    default_params: dict[str, Any]
+
+
+def input_schema(task: str) -> dict[str, Any]:
+    """The JSON Schema a job for `task` must satisfy."""
+    return SCHEMAS[task].model_json_schema()
+
+
+def validate_default_params(task: str, params: Any) -> dict[str, Any]:
+    """Check an operator's default parameters against the task's schema."""
+    if not isinstance(params, dict):
+        raise InputError("default parameters must be a JSON object")
+    if task not in GENERATION_TASKS:
+        if params:
+            raise InputError(f"{task} models take no default parameters")
+        return {}
+    try:
+        parsed = GenerationParams.model_validate(params)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    return parsed.model_dump(exclude_none=True)
+
+
+def _input_chars(task: str, parsed: _Strict) -> int:
+    if task == "chat":
+        return sum(len(message.content) for message in parsed.messages)
+    if task == "completion":
+        return len(parsed.prompt)
+    texts = [parsed.input] if isinstance(parsed.input, str) else parsed.input
+    labels = getattr(parsed, "labels", [])
+    return sum(len(text) for text in texts) + sum(len(label) for label in labels)
+
+
+def validate_job_input(limits: ModelLimits, raw: Any) -> dict[str, Any]:
+    """The input a job will run with, or an InputError saying what is wrong."""
+    if not isinstance(raw, dict):
+        raise InputError("input must be a JSON object", code="invalid_type", param="input")
+    try:
+        parsed = SCHEMAS[limits.task].model_validate(raw)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    size = _input_chars(limits.task, parsed)
+    if size > limits.max_input_chars:
+        raise InputError(
+            f"input is {size} characters; this model takes at most {limits.max_input_chars}",
+            code="input_too_large",
+            param="messages" if limits.task == "chat" else ("prompt" if limits.task == "completion" else "input"),
+            status=413,
+        )
+    validated = parsed.model_dump(exclude_none=True)
+    if limits.task in GENERATION_TASKS:
+        max_tokens = validated.get("max_tokens")
+        if max_tokens is not None and max_tokens > limits.max_output_tokens:
+            raise InputError(
+                f"max_tokens is {max_tokens}; this model generates at most {limits.max_output_tokens}",
+                code="max_tokens_exceeded",
+                param="max_tokens",
+            )
+        validated = {**limits.default_params, **validated}
+        validated.setdefault("max_tokens", limits.max_output_tokens)
+        validated["max_tokens"] = min(validated["max_tokens"], limits.max_output_tokens)
+    return validated

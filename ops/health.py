@@ -1,0 +1,49 @@
+"""Readiness checks: each returns None when healthy, or what is wrong."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from inference import streams
+from inference.workers import workers_online
+
+
+def check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        return f"database unreachable: {exc.__class__.__name__}: {exc}".strip()
+    return None
+
+
+def check_redis() -> str | None:
+    try:
+        streams.redis_client().ping()
+    except Exception as exc:
+        return f"redis unreachable: {exc.__class__.__name__}: {exc}".strip()
+    return None
+
+
+def check_workers() -> str | None:
+    try:
+        online = workers_online()
+    except Exception as exc:
+        return f"cannot list workers: {exc.__class__.__name__}"
+    if not online:
+        return "no Celery worker has reported in the last 15 seconds"
+    return None
+
+
+READINESS_CHECKS = {"database": check_database, "redis": check_redis, "workers": check_workers}
+
+
+def readiness() -> dict[str, str | None]:
+    """Each part's problem, or None; Redis is checked before workers, which live in it."""
+    results: dict[str, str | None] = {}
+    for name, check in READINESS_CHECKS.items():
+        if name == "workers" and results.get("redis"):
+            results[name] = "unknown while redis is unreachable"
+            continue
+        results[name] = check()
+    return results
