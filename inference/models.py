@@ -101,7 +101,8 @@ class Job(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     worker = models.CharField(max_length=255, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", for "no key": the unique constraint must ignore jobs without one.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

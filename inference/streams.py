@@ -70,8 +70,13 @@ def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any
     """Append one event; returns its sequence number, or raises Superseded."""
     seq = _append_script()(
         keys=[log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq")],
-        args=[attempt, event_type, json.dumps(data, separators=(",", ":")), settings.EVENT_LOG_MAX_EVENTS,
-              settings.EVENT_LOG_TTL_SECONDS],
+        args=[
+            attempt,
+            event_type,
+            json.dumps(data, separators=(",", ":")),
+            settings.EVENT_LOG_MAX_EVENTS,
+            settings.EVENT_LOG_TTL_SECONDS,
+        ],
     )
     if seq is None:
         raise Superseded(f"job {job_id}: attempt {attempt} was superseded")

@@ -6,6 +6,7 @@ operators' views read them. A worker that dies simply stops refreshing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -57,7 +58,5 @@ def _on_worker_ready(sender, **kwargs) -> None:
 @worker_shutdown.connect
 def _on_worker_shutdown(sender, **kwargs) -> None:
     _stop.set()
-    try:
+    with contextlib.suppress(Exception):
         streams.redis_client().delete(_presence_key(sender.hostname))
-    except Exception:
-        pass

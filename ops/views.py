@@ -18,7 +18,7 @@ def readyz(request):
     """Ready: the database, Redis and at least one worker answer; 503 names what does not."""
     results = readiness()
     failing = {name: problem for name, problem in results.items() if problem}
-    checks = {name: ("ok" if not problem else problem) for name, problem in results.items()}
+    checks = {name: (problem if problem else "ok") for name, problem in results.items()}
     if failing:
         response = JsonResponse({"status": "unavailable", "failing": sorted(failing), "checks": checks}, status=503)
         response["Retry-After"] = "5"

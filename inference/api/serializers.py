@@ -68,4 +68,3 @@ def job_representation(job: Job, request=None) -> dict[str, Any]:
             "cancel": url("api:job-cancel"),
         },
     }
-

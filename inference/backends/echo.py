@@ -31,10 +31,7 @@ class EchoBackend(Backend):
     config: EchoConfig
 
     def _source_words(self, job_input: dict[str, Any]) -> list[str]:
-        if "messages" in job_input:
-            text = job_input["messages"][-1]["content"]
-        else:
-            text = job_input["prompt"]
+        text = job_input["messages"][-1]["content"] if "messages" in job_input else job_input["prompt"]
         return text.split() or ["echo"]
 
     def answer_tokens(self, job_input: dict[str, Any]) -> list[str]:

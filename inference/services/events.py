@@ -16,7 +16,9 @@ def job_replay_events(job: Job) -> list[Event]:
     if job.output_text:
         events.append(Event(len(events) + 1, "delta", job.attempt, {"text": job.output_text}))
     if job.error_code:
-        events.append(Event(len(events) + 1, "error", job.attempt, {"code": job.error_code, "message": job.error_message}))
+        events.append(
+            Event(len(events) + 1, "error", job.attempt, {"code": job.error_code, "message": job.error_message})
+        )
     done: dict[str, Any] = {
         "status": job.status,
         "usage": {

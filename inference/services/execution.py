@@ -50,7 +50,9 @@ def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
         except Exception as exc:
             logger.exception("job %s failed in its backend", job.id)
             message = f"The model backend failed: {exc.__class__.__name__}."
-            return _finish(job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "backend_error", message)
+            return _finish(
+                job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "backend_error", message
+            )
 
 
 def _spent(usage: Usage, partial: list[str]) -> Usage:

@@ -257,9 +257,7 @@ def jobs_reap() -> ReapReport:
 def _reap_running(job: Job, cutoff, now, report: ReapReport) -> None:
     # Each update re-checks the stale heartbeat: a worker that renewed its
     # lease since we read it keeps its job.
-    still_stale = Job.objects.filter(
-        id=job.id, status=JobStatus.RUNNING, attempt=job.attempt, heartbeat_at__lt=cutoff
-    )
+    still_stale = Job.objects.filter(id=job.id, status=JobStatus.RUNNING, attempt=job.attempt, heartbeat_at__lt=cutoff)
     if job.cancel_requested_at is not None:
         partial = _partial_output(job.id, job.attempt)
         if still_stale.update(status=JobStatus.CANCELED, output_text=partial, finished_at=now, heartbeat_at=None):

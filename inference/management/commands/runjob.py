@@ -1,5 +1,4 @@
 import json
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -26,7 +25,9 @@ class Command(BaseCommand):
         try:
             ai_model = ai_model_get_runnable(slug=model)
             job = job_submit(
-                user=owner, model=ai_model, input=self._input(ai_model.task, prompt, labels, max_tokens),
+                user=owner,
+                model=ai_model,
+                input=self._input(ai_model.task, prompt, labels, max_tokens),
                 client=JobClient.CLI,
             )
         except DjinnError as exc:
@@ -38,8 +39,8 @@ class Command(BaseCommand):
                 attempt = event.attempt
                 self.stderr.write(f"\n[attempt {attempt} started; the answer starts over]")
             elif event.type == "delta":
-                sys.stdout.write(event.data["text"])
-                sys.stdout.flush()
+                self.stdout.write(event.data["text"], ending="")
+                self.stdout.flush()
             elif event.type == "error":
                 error = f"{event.data['code']}: {event.data['message']}"
             elif event.type == "done":
@@ -48,8 +49,10 @@ class Command(BaseCommand):
                     self.stdout.write(json.dumps(event.data["output"], indent=2))
                 usage = event.data.get("usage", {})
                 self.stdout.write("")
-                self.stderr.write(f"{status}; {usage.get('prompt_tokens', 0)} prompt + "
-                                  f"{usage.get('completion_tokens', 0)} completion tokens")
+                self.stderr.write(
+                    f"{status}; {usage.get('prompt_tokens', 0)} prompt + "
+                    f"{usage.get('completion_tokens', 0)} completion tokens"
+                )
         if status != JobStatus.SUCCEEDED:
             raise CommandError(f"job {job.id} {status}" + (f": {error}" if error else ""))
 

@@ -1,0 +1,20 @@
+"""Settings for the test run: real PostgreSQL and Redis, never the ones a developer uses.
+
+The test database and Redis database come from TEST_DATABASE_URL and
+TEST_REDIS_URL; leases are short so crash recovery is quick to observe.
+Processes the tests start (workers, daphne) get this environment with
+DJANGO_SETTINGS_MODULE=config.settings.
+"""
+
+import os
+
+os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/djinn")
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ["REDIS_KEY_PREFIX"] = "djinn-test"
+os.environ["DJANGO_DEBUG"] = "true"
+os.environ.setdefault("JOB_HEARTBEAT_SECONDS", "0.3")
+os.environ.setdefault("JOB_LEASE_SECONDS", "2")
+os.environ.setdefault("JOB_REAPER_INTERVAL_SECONDS", "0.5")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from config.settings import *  # noqa: F403

@@ -1,0 +1,78 @@
+"""Shared fixtures: named users, a registered echo model, and real worker processes.
+
+The environment (test database, test Redis, short leases) is set by
+config/settings_test.py before Django reads it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.processes import WorkerProcess
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis():
+    from inference.streams import redis_client
+
+    redis_client().flushdb()
+    return
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user(username="owner", email="owner@example.com", password="pw-owner-1")
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    return django_user_model.objects.create_user(username="outsider", email="out@example.com", password="pw-out-1")
+
+
+@pytest.fixture
+def echo_model(db):
+    from inference.models import AIModel
+
+    return AIModel.objects.create(
+        slug="echo", display_name="Echo", task="chat", backend="echo", max_input_chars=2000, max_output_tokens=500
+    )
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker) -> dict[str, str]:
+    """The environment a platform child process needs to share the test database and Redis."""
+    from django.db import connection
+
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings")
+    with django_db_blocker.unblock():
+        name = connection.settings_dict["NAME"]
+    base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    env["DATABASE_URL"] = f"{base}/{name}"
+    env["DATABASE_CONN_MAX_AGE"] = "0"
+    env["LOG_LEVEL"] = "INFO"
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_env):
+    """One real worker (with beat, so the reaper runs) shared by the integration tests."""
+    worker = WorkerProcess(worker_env, queues="default", beat=True).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def start_worker(worker_env):
+    """Start extra workers for a test; each is stopped (or already killed) afterwards."""
+    started: list[WorkerProcess] = []
+
+    def start(queues: str, **kwargs) -> WorkerProcess:
+        worker = WorkerProcess(worker_env, queues=queues, **kwargs).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

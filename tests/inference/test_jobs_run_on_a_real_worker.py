@@ -1,0 +1,101 @@
+"""Jobs run end to end: the test process submits, a real Celery worker runs them."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from inference import streams
+from inference.models import AIModel, Job, JobStatus
+from inference.services.jobs import job_cancel, job_submit
+from tests.support.processes import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def _chat(text: str, **params) -> dict:
+    return {"messages": [{"role": "user", "content": text}], **params}
+
+
+def _finished(job: Job) -> Job:
+    def done():
+        job.refresh_from_db()
+        return job.is_finished
+
+    wait_for(done, timeout=30, what=f"job {job.id} to finish")
+    return job
+
+
+def test_a_worker_runs_a_job_and_stores_output_usage_and_timings(celery_worker, owner, echo_model):
+    job = _finished(job_submit(user=owner, model="echo", input=_chat("the quick brown fox")))
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.output_text == "the quick brown fox"
+    assert (job.prompt_tokens, job.completion_tokens) == (4, 4)
+    assert job.created_at <= job.started_at <= job.first_token_at <= job.finished_at
+    assert job.worker == celery_worker.name
+
+
+def test_the_streamed_deltas_add_up_to_the_stored_output(celery_worker, owner, echo_model):
+    echo_model.config = {"tokens": 300}
+    echo_model.save()
+
+    job = _finished(job_submit(user=owner, model="echo", input=_chat("alpha beta gamma", max_tokens=300)))
+
+    events = streams.read_events(job.id)
+    deltas = [event for event in events if event.type == "delta"]
+    assert "".join(event.data["text"] for event in deltas) == job.output_text
+    assert len(deltas) > 1, "tokens should arrive in several coalesced deltas"
+    assert all(len(event.data["text"].split()) <= 16 for event in deltas)
+    assert [event.seq for event in events] == list(range(1, len(events) + 1))
+    assert events[-1].type == "done"
+    assert events[-1].data["usage"]["completion_tokens"] == 300
+
+
+def test_a_failing_backend_fails_the_job_with_its_code(celery_worker, owner):
+    AIModel.objects.create(
+        slug="broken", display_name="Broken", task="chat", backend="echo", config={"fail_with": "model_unavailable"}
+    )
+
+    job = _finished(job_submit(user=owner, model="broken", input=_chat("hi")))
+
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "model_unavailable")
+
+
+def test_cancel_mid_stream_keeps_the_partial_output(celery_worker, owner, echo_model):
+    echo_model.config = {"tokens": 400, "tokens_per_second": 100}
+    echo_model.save()
+    job = job_submit(user=owner, model="echo", input=_chat("one two three four", max_tokens=400))
+    wait_for(lambda: any(e.type == "delta" for e in streams.read_events(job.id)), what="first delta")
+
+    job_cancel(job=job)
+    job = _finished(job)
+
+    assert job.status == JobStatus.CANCELED
+    assert 0 < job.completion_tokens < 400
+    deltas = [e.data["text"] for e in streams.read_events(job.id) if e.type == "delta"]
+    assert "".join(deltas) == job.output_text
+    assert job.output_text.startswith("one two three four")
+
+
+def test_runjob_prints_the_answer_and_exits_cleanly(celery_worker, owner, echo_model):
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("runjob", "echo", "hello from the shell", "--user", "owner", stdout=out, stderr=err)
+
+    assert out.getvalue().strip() == "hello from the shell"
+    assert "succeeded" in err.getvalue()
+
+
+def test_runjob_fails_loudly_when_the_job_fails(celery_worker, owner):
+    AIModel.objects.create(
+        slug="broken", display_name="Broken", task="chat", backend="echo", config={"fail_with": "model_unavailable"}
+    )
+
+    with pytest.raises(CommandError, match="failed: model_unavailable"):
+        call_command("runjob", "broken", "hi", "--user", "owner", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_runjob_refuses_an_unknown_model(owner):
+    with pytest.raises(CommandError, match="no model named 'nope'"):
+        call_command("runjob", "nope", "hi", "--user", "owner")

@@ -1,0 +1,103 @@
+"""A worker SIGKILLed in the middle of a job: the job is retried, never stuck, never finished twice."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from inference import streams
+from inference.models import AIModel, Job, JobStatus
+from inference.services.jobs import job_submit
+from tests.support.processes import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
+
+WORDS = "one two three four five six seven eight"
+
+
+@pytest.fixture
+def slow_model(db):
+    # Its own queue, so only the workers this test starts (and kills) run it.
+    return AIModel.objects.create(
+        slug="slow-echo",
+        display_name="Slow echo",
+        task="chat",
+        backend="echo",
+        queue="crashy",
+        config={"tokens": 120, "tokens_per_second": 60},
+        max_output_tokens=500,
+    )
+
+
+def _submit(owner) -> Job:
+    return job_submit(user=owner, model="slow-echo", input={"messages": [{"role": "user", "content": WORDS}]})
+
+
+def _expected_text() -> str:
+    words = WORDS.split()
+    return " ".join(words[i % len(words)] for i in range(120))
+
+
+def _wait_streaming(job: Job) -> None:
+    wait_for(lambda: sum(e.type == "delta" for e in streams.read_events(job.id)) >= 3, what="the job to stream")
+
+
+def _finished(job: Job, timeout: float = 60) -> Job:
+    def done():
+        job.refresh_from_db()
+        return job.is_finished
+
+    wait_for(done, timeout=timeout, what=f"job {job.id} to finish")
+    return job
+
+
+def test_a_job_whose_worker_is_killed_succeeds_on_a_new_attempt(celery_worker, start_worker, owner, slow_model):
+    doomed = start_worker("crashy")
+    job = _submit(owner)
+    _wait_streaming(job)
+
+    doomed.kill()
+    rescuer = start_worker("crashy")
+    job = _finished(job)
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempt == 2
+    assert job.worker == rescuer.name
+    assert job.output_text == _expected_text()
+    events = streams.read_events(job.id)
+    restarts = [e for e in events if e.type == "status" and e.data.get("attempt") == 2]
+    assert restarts, "watchers must be told that a new attempt started"
+    second_attempt = "".join(e.data["text"] for e in events if e.type == "delta" and e.attempt == 2)
+    assert second_attempt == job.output_text
+    first_attempt_seqs = [e.seq for e in events if e.attempt == 1]
+    assert max(first_attempt_seqs) < restarts[0].seq, "the attempts' events must not interleave"
+
+
+def test_killing_only_the_pool_process_also_recovers(celery_worker, start_worker, owner, slow_model):
+    worker = start_worker("crashy")
+    job = _submit(owner)
+    _wait_streaming(job)
+    children = subprocess.run(["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the prefork worker should have a pool process"
+
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+    job = _finished(job)
+
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempt >= 2
+    assert job.output_text == _expected_text()
+
+
+def test_a_job_killed_on_its_last_attempt_fails_with_a_clear_code(celery_worker, start_worker, owner, slow_model):
+    doomed = start_worker("crashy")
+    job = _submit(owner)
+    Job.objects.filter(id=job.id).update(max_attempts=1)
+    _wait_streaming(job)
+
+    doomed.kill()
+    job = _finished(job)
+
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "worker_lost")
+    assert "stopped responding" in job.error_message

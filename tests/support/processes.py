@@ -1,0 +1,95 @@
+"""Real platform processes for tests: Celery workers (and, later, daphne)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until `predicate()` is truthy; return its value or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class WorkerProcess:
+    """A `celery worker` child process on the test database and Redis."""
+
+    def __init__(self, env: dict[str, str], queues: str = "default", beat: bool = False, concurrency: int = 1):
+        self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+        self.env = env
+        self.queues = queues
+        self.beat = beat
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / f"worker-{self.name.split('@')[0]}.log"
+
+    def start(self, wait: bool = True) -> WorkerProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-n",
+            self.name,
+            "-Q",
+            self.queues,
+            "-c",
+            str(self.concurrency),
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if self.beat:
+            args += ["-B", "-s", str(ARTIFACTS / f"beat-{self.name.split('@')[0]}")]
+        log = open(self.log_path, "w")  # noqa: SIM115  (closed with the process)
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def ready():
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log()}")
+            return "ready." in self.log()
+
+        wait_for(ready, timeout=timeout, what=f"worker {self.name} to start")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once: a crash, not a shutdown."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
