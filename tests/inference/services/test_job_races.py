@@ -36,7 +36,9 @@ def test_eight_workers_racing_for_one_job_start_it_once(owner, echo_model):
     for _ in range(5):
         job = job_submit(user=owner, model="echo", input=CHAT)
 
-        results = _together(*[lambda i=i, job=job: job_start(job_id=job.id, attempt=1, worker=f"w{i}") for i in range(8)])
+        results = _together(
+            *[lambda i=i, job=job: job_start(job_id=job.id, attempt=1, worker=f"w{i}") for i in range(8)]
+        )
 
         assert sum(result is not None for result in results) == 1
 
