@@ -103,5 +103,14 @@ class EnvReader:
             raise self._refuse(name, value, "a redis://, rediss:// or unix:// URL")
         return value
 
+    @staticmethod
+    def celery_broker_url(redis_url: str) -> str:
+        """The broker URL Celery needs for `redis_url` (kombu names unix sockets differently)."""
+        if not redis_url.startswith("unix://"):
+            return redis_url
+        path, _, query = redis_url.removeprefix("unix://").partition("?")
+        db = next((part.split("=", 1)[1] for part in query.split("&") if part.startswith("db=")), "0")
+        return f"redis+socket://{path}?virtual_host={db}"
+
 
 env = EnvReader()

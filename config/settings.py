@@ -118,7 +118,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # ------------------------------------------------------------------------------
 # Redis: the Celery broker, the job event logs and the channel layer
 # ------------------------------------------------------------------------------
-REDIS_URL = env.redis_url("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The default is the private Redis that `make run` starts on a socket in .run/.
+REDIS_URL = env.redis_url("REDIS_URL", f"unix://{BASE_DIR / '.run' / 'redis.sock'}?db=0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", "djinn")
 
 CHANNEL_LAYERS = {
@@ -157,7 +158,8 @@ STREAM_COALESCE_TOKENS = env.int("STREAM_COALESCE_TOKENS", 16, min_value=1, max_
 # Celery
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # ------------------------------------------------------------------------------
-CELERY_BROKER_URL = REDIS_URL
+# Kombu spells a Redis unix socket `redis+socket://`.
+CELERY_BROKER_URL = env.celery_broker_url(REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # With acks_late, a message is redelivered once it has been unacknowledged for
 # this long: it must outlive the longest task, or a healthy job runs twice.

