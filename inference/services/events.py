@@ -1,13 +1,25 @@
-"""Reading a job's events: the live log first, the stored job when the log is gone."""
+"""Reading a job's events: the live log first, the stored job when the log is gone.
+
+Watchers (runjob, the websocket consumer, the SSE view, the OpenAI facade)
+all follow a job through here, so they all see the same sequence: every
+event after `after`, exactly once, in order, ending with `done`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from inference import streams
 from inference.models import Job
 from inference.streams import Event
+
+# How long a watcher waits on a silent log before it asks the database
+# whether the job ended without a `done` (a worker killed right after commit).
+SILENCE_CHECK_MS = 2000
+# Events read per round trip: a slow watcher reads, sends, then reads again,
+# so what it holds in memory stays bounded however far behind it is.
+READ_BATCH = 256
 
 
 def job_replay_events(job: Job) -> list[Event]:
@@ -33,7 +45,21 @@ def job_replay_events(job: Job) -> list[Event]:
     return events
 
 
-def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = 1000) -> Iterator[Event]:
+def _ending(job: Job, late: list[Event], after: int, log_exists: bool) -> list[Event]:
+    """What a watcher still needs once the job is finished and the log went quiet."""
+    if late:
+        if late[-1].type == "done":
+            return late
+        after = late[-1].seq
+    if not log_exists and after == 0:
+        return job_replay_events(job)
+    if not log_exists:
+        # The watcher saw part of a log that has since expired: it can only be told how it ended.
+        return [Event(after + 1, "done", job.attempt, job_replay_events(job)[-1].data)]
+    return [*late, Event(after + 1, "done", job.attempt, job_replay_events(job)[-1].data)]
+
+
+def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHECK_MS) -> Iterator[Event]:
     """Every event after `after`, live, ending with `done` (blocking; for sync callers)."""
     while True:
         events = streams.wait_events(job_id, after, poll_ms)
@@ -45,18 +71,39 @@ def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = 1000) -> It
         if events:
             continue
         job = Job.objects.get(id=job_id)
-        if not job.is_finished:
-            continue
-        # The job ended; its `done` may have been written just now, or the log may be gone.
-        late = streams.read_events(job_id, after)
-        if late:
-            yield from late
-            if late[-1].type == "done":
+        if job.is_finished:
+            yield from _ending(job, streams.read_events(job_id, after), after, streams.log_exists(job_id))
+            return
+
+
+async def job_events_follow_async(
+    *, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHECK_MS
+) -> AsyncIterator[Event]:
+    """Every event after `after`, live, ending with `done`; for daphne's event loop."""
+    while True:
+        events = await streams.await_events(job_id, after, poll_ms, count=READ_BATCH)
+        for event in events:
+            yield event
+            after = event.seq
+            if event.type == "done":
                 return
-            after = late[-1].seq
-        if after == 0:
-            yield from job_replay_events(job)
-        else:
-            replay = job_replay_events(job)
-            yield Event(after + 1, "done", job.attempt, replay[-1].data)
-        return
+        if events:
+            continue
+        job = await Job.objects.aget(id=job_id)
+        if job.is_finished:
+            late = await streams.aread_events(job_id, after)
+            exists = bool(await streams.async_redis_client().exists(streams.log_key(job_id)))
+            for event in _ending(job, late, after, exists):
+                yield event
+            return
+
+
+def visible_text(events: list[Event]) -> str:
+    """The answer a watcher shows after these events: deltas since the last restart."""
+    text: list[str] = []
+    for event in events:
+        if event.type == "status" and event.data.get("restart"):
+            text.clear()
+        elif event.type == "delta":
+            text.append(event.data["text"])
+    return "".join(text)

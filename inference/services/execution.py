@@ -12,6 +12,7 @@ from inference.backends import Backend, BackendError
 from inference.lease import Lease
 from inference.loaded_models import backend_for
 from inference.models import Job, JobStatus, Task
+from inference.services.events import visible_text
 from inference.services.jobs import Usage, job_finish, job_mark_first_token, job_start
 
 logger = logging.getLogger(__name__)
@@ -60,27 +61,52 @@ def _spent(usage: Usage, partial: list[str]) -> Usage:
 
 
 def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str]) -> str:
-    """Stream tokens into the log as coalesced deltas; returns the whole text."""
+    """Stream tokens into the log as coalesced deltas; returns the whole text.
+
+    A retried attempt first regenerates what watchers already have (jobs are
+    seeded, so it usually comes out the same) and sends only what is new; if
+    it comes out different, it tells watchers to start over with a restart.
+    """
     buffer = streams.DeltaBuffer()
-    first = True
+    shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
+    resuming = bool(shown)
+    generated = ""
     for token in backend.stream(job.input, lease.should_stop):
+        if not tokens:
+            job_mark_first_token(job_id=job.id, attempt=job.attempt)
         tokens.append(token)
+        generated += token
+        if resuming:
+            if shown.startswith(generated):
+                continue
+            resuming = False
+            if generated.startswith(shown):
+                token = generated[len(shown) :]
+            else:
+                _send_restart(job)
+                token = generated
         text = buffer.add(token)
         if text:
             _send_delta(job, text)
-            if first:
-                job_mark_first_token(job_id=job.id, attempt=job.attempt)
-                first = False
         if lease.lost.is_set():
             raise _Interrupted
     text = buffer.flush()
+    if resuming and generated != shown:  # the retry ended inside what watchers already saw
+        _send_restart(job)
+        text = generated
     if text:
         _send_delta(job, text)
-        if first:
-            job_mark_first_token(job_id=job.id, attempt=job.attempt)
     if lease.lost.is_set():
         raise _Interrupted
-    return "".join(tokens)
+    return generated
+
+
+def _send_restart(job: Job) -> None:
+    data = {"status": JobStatus.RUNNING, "attempt": job.attempt, "restart": True}
+    try:
+        streams.append_event(job.id, job.attempt, "status", data)
+    except streams.Superseded:
+        raise _Interrupted from None
 
 
 def _send_delta(job: Job, text: str) -> None:

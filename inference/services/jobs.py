@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,7 +27,7 @@ from inference.errors import Conflict, InvalidInput
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.queueing import enqueue_job
 from inference.selectors import ai_model_get_runnable
-from inference.validation import InputError, ModelLimits, validate_job_input
+from inference.validation import GENERATION_TASKS, InputError, ModelLimits, validate_job_input
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ def job_submit(
     except InputError as exc:
         raise InvalidInput(exc.message, code=exc.code, param=exc.param, status=exc.status) from None
 
+    if model.task in GENERATION_TASKS and "seed" not in validated:
+        # A retried attempt then regenerates the same text, and watchers see no seam.
+        validated["seed"] = secrets.randbelow(2**31)
     now = timezone.now()
     job = Job(
         id=uuid.uuid4(),
@@ -84,17 +88,24 @@ def job_submit(
     )
     if idempotency_key is None:
         with transaction.atomic():
-            job.save(force_insert=True)
-            enqueue_job(job_id=job.id, attempt=job.attempt, queue=model.queue)
+            _insert_and_enqueue(job, model)
         return job
     return _job_submit_idempotent(job, model)
+
+
+def _insert_and_enqueue(job: Job, model: AIModel) -> None:
+    job.save(force_insert=True)
+    # Registered first, so it runs first: the log starts with `queued` before any worker writes.
+    transaction.on_commit(
+        lambda: _announce(job.id, job.owner_id, job.attempt, "status", {"status": JobStatus.QUEUED, "attempt": 1})
+    )
+    enqueue_job(job_id=job.id, attempt=job.attempt, queue=model.queue)
 
 
 def _job_submit_idempotent(job: Job, model: AIModel) -> Job:
     try:
         with transaction.atomic():
-            job.save(force_insert=True)
-            enqueue_job(job_id=job.id, attempt=job.attempt, queue=model.queue)
+            _insert_and_enqueue(job, model)
         return job
     except IntegrityError:
         existing = Job.objects.select_related("model").filter(owner=job.owner, idempotency_key=job.idempotency_key)
@@ -126,7 +137,7 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
         return None
     Job.objects.filter(id=job_id, started_at__isnull=True).update(started_at=now)
     job = Job.objects.select_related("model").get(id=job_id)
-    _announce(job, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
+    _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
     return job
 
 
@@ -183,7 +194,8 @@ def job_finish(
         heartbeat_at=None,
     )
     if finished:
-        _announce_end(job_id, attempt, status, usage, output_json, error_code, error_message)
+        owner_id = Job.objects.filter(id=job_id).values_list("owner_id", flat=True).first()
+        _announce_end(job_id, owner_id, attempt, status, usage, output_json, error_code, error_message)
     return bool(finished)
 
 
@@ -203,7 +215,7 @@ def job_cancel(*, job: Job) -> Job:
             status=JobStatus.CANCELED, cancel_requested_at=now, finished_at=now
         ):
             job.refresh_from_db()
-            _announce_end(job.id, job.attempt, JobStatus.CANCELED, Usage(), None, "", "")
+            _announce_end(job.id, job.owner_id, job.attempt, JobStatus.CANCELED, Usage(), None, "", "")
             return job
         running = Job.objects.filter(id=job.id, status=JobStatus.RUNNING)
         if running.filter(cancel_requested_at__isnull=True).update(cancel_requested_at=now) or running.exists():
@@ -261,7 +273,7 @@ def _reap_running(job: Job, cutoff, now, report: ReapReport) -> None:
     if job.cancel_requested_at is not None:
         partial = _partial_output(job.id, job.attempt)
         if still_stale.update(status=JobStatus.CANCELED, output_text=partial, finished_at=now, heartbeat_at=None):
-            _announce_end(job.id, job.attempt, JobStatus.CANCELED, Usage(), None, "", "")
+            _announce_end(job.id, job.owner_id, job.attempt, JobStatus.CANCELED, Usage(), None, "", "")
             report.canceled += 1
         return
     if job.attempt < job.max_attempts:
@@ -276,14 +288,15 @@ def _reap_running(job: Job, cutoff, now, report: ReapReport) -> None:
             ):
                 enqueue_job(job_id=job.id, attempt=job.attempt + 1, queue=job.model.queue)
                 # Written under the new attempt: this fences the lost worker out of the log.
-                _announce_attempt(job.id, job.attempt + 1)
+                status = {"status": JobStatus.QUEUED, "attempt": job.attempt + 1}
+                _announce(job.id, job.owner_id, job.attempt + 1, "status", status)
                 report.requeued += 1
         return
     message = f"The worker stopped responding on each of {job.max_attempts} attempts."
     if still_stale.update(
         status=JobStatus.FAILED, error_code="worker_lost", error_message=message, finished_at=now, heartbeat_at=None
     ):
-        _announce_end(job.id, job.attempt, JobStatus.FAILED, Usage(), None, "worker_lost", message)
+        _announce_end(job.id, job.owner_id, job.attempt, JobStatus.FAILED, Usage(), None, "worker_lost", message)
         report.failed += 1
 
 
@@ -295,8 +308,8 @@ def _expire_if_overdue(job_id: Any, now) -> int:
         finished_at=now,
     )
     if expired:
-        attempt = Job.objects.filter(id=job_id).values_list("attempt", flat=True).first() or 1
-        _announce_end(job_id, attempt, JobStatus.EXPIRED, Usage(), None, "deadline_exceeded", "")
+        attempt, owner_id = Job.objects.filter(id=job_id).values_list("attempt", "owner_id").first()
+        _announce_end(job_id, owner_id, attempt, JobStatus.EXPIRED, Usage(), None, "deadline_exceeded", "")
     return expired
 
 
@@ -314,28 +327,22 @@ def _partial_output(job_id: Any, attempt: int) -> str:
 # ------------------------------------------------------------------------------
 
 
-def _announce(job: Job, event_type: str, data: dict[str, Any]) -> None:
-    _append_quietly(job.id, job.attempt, event_type, data)
-
-
-def _announce_attempt(job_id: Any, attempt: int) -> None:
-    _append_quietly(job_id, attempt, "status", {"status": JobStatus.QUEUED, "attempt": attempt})
-
-
-def _announce_end(job_id, attempt, status, usage: Usage, output_json, error_code, error_message) -> None:
-    if error_code:
-        _append_quietly(job_id, attempt, "error", {"code": error_code, "message": error_message})
-    data: dict[str, Any] = {"status": status, "usage": usage.as_dict()}
-    if output_json is not None:
-        data["output"] = output_json
-    _append_quietly(job_id, attempt, "done", data)
-
-
-def _append_quietly(job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
+def _announce(job_id: Any, owner_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
     try:
         streams.append_event(job_id, attempt, event_type, data)
+        if event_type in ("status", "done"):
+            streams.notify_user(owner_id, {"job": str(job_id), "status": data["status"], "attempt": attempt})
     except streams.Superseded:
         pass
     except Exception:
         # Watchers fall back to the stored job when the log is missing.
         logger.warning("could not append %s to the event log of %s", event_type, job_id, exc_info=True)
+
+
+def _announce_end(job_id, owner_id, attempt, status, usage: Usage, output_json, error_code, error_message) -> None:
+    if error_code:
+        _announce(job_id, owner_id, attempt, "error", {"code": error_code, "message": error_message})
+    data: dict[str, Any] = {"status": status, "usage": usage.as_dict()}
+    if output_json is not None:
+        data["output"] = output_json
+    _announce(job_id, owner_id, attempt, "done", data)

@@ -1,8 +1,10 @@
 import pytest
+from django.conf import settings
 
 from inference.errors import Conflict, InvalidInput, ModelDisabled, ModelNotFound
 from inference.models import Job, JobStatus
 from inference.services.jobs import job_submit
+from inference.streams import read_events, redis_client
 
 pytestmark = pytest.mark.django_db
 
@@ -20,11 +22,28 @@ def test_it_queues_a_valid_job_with_the_models_limits_applied(owner, echo_model)
     assert job.deadline_at > job.created_at
 
 
-def test_it_sends_the_message_only_after_commit(owner, echo_model, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
-        job_submit(user=owner, model="echo", input=CHAT)
+def _queued_messages(queue: str) -> int:
+    return redis_client().llen(f"{settings.REDIS_KEY_PREFIX}:celery:{queue}")
 
-    assert len(callbacks) == 1
+
+def test_it_sends_the_message_only_after_commit(owner, echo_model, django_capture_on_commit_callbacks):
+    before = _queued_messages("default")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = job_submit(user=owner, model="echo", input=CHAT)
+        assert _queued_messages("default") == before
+    for callback in callbacks:
+        callback()
+
+    assert _queued_messages("default") == before + 1
+    assert [event.data["status"] for event in read_events(job.id)] == ["queued"]
+
+
+def test_it_seeds_generation_jobs_so_a_retry_regenerates_the_same_text(owner, echo_model):
+    job = job_submit(user=owner, model="echo", input=CHAT)
+
+    assert isinstance(job.input["seed"], int)
+    assert job_submit(user=owner, model="echo", input={**CHAT, "seed": 7}).input["seed"] == 7
 
 
 def test_it_refuses_an_unknown_model_and_stores_nothing(owner, echo_model):
