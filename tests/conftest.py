@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.support.processes import WorkerProcess
+from tests.support.processes import DaphneProcess, WorkerProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -76,3 +76,25 @@ def start_worker(worker_env):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(scope="session")
+def daphne_server(worker_env):
+    """A real daphne serving the platform (HTTP and websockets) for the whole session."""
+    server = DaphneProcess(worker_env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def owner_key(owner):
+    from accounts.services import api_key_create
+
+    return api_key_create(user=owner, name="tests").plaintext
+
+
+@pytest.fixture
+def outsider_key(outsider):
+    from accounts.services import api_key_create
+
+    return api_key_create(user=outsider, name="tests").plaintext
