@@ -1,3 +1,8 @@
-"""Websocket routes (the job streams arrive with the streaming work)."""
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from inference import consumers
+
+websocket_urlpatterns = [
+    path("ws/jobs/", consumers.UserJobsConsumer.as_asgi()),
+    path("ws/jobs/<uuid:job_id>/", consumers.JobStreamConsumer.as_asgi()),
+]

@@ -64,6 +64,7 @@ def job_representation(job: Job, request=None) -> dict[str, Any]:
         },
         "urls": {
             "self": url("api:job-detail"),
+            "events": url("api:job-events"),
             "websocket": ws_path,
             "cancel": url("api:job-cancel"),
         },

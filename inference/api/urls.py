@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inference.api import views
+from inference.api import sse, views
 
 app_name = "api"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("jobs", views.JobListCreateView.as_view(), name="job-list"),
     path("jobs/<str:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
+    path("jobs/<str:job_id>/events", sse.job_events, name="job-events"),
 ]

@@ -77,9 +77,12 @@ def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHE
 
 
 async def job_events_follow_async(
-    *, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHECK_MS
-) -> AsyncIterator[Event]:
-    """Every event after `after`, live, ending with `done`; for daphne's event loop."""
+    *, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHECK_MS, yield_idle: bool = False
+) -> AsyncIterator[Event | None]:
+    """Every event after `after`, live, ending with `done`; for daphne's event loop.
+
+    With `yield_idle`, a None marks each silent `poll_ms` (SSE sends a keepalive then).
+    """
     while True:
         events = await streams.await_events(job_id, after, poll_ms, count=READ_BATCH)
         for event in events:
@@ -90,6 +93,8 @@ async def job_events_follow_async(
         if events:
             continue
         job = await Job.objects.aget(id=job_id)
+        if not job.is_finished and yield_idle:
+            yield None
         if job.is_finished:
             late = await streams.aread_events(job_id, after)
             exists = bool(await streams.async_redis_client().exists(streams.log_key(job_id)))

@@ -11,6 +11,7 @@ from inference.models import AIModel, Job, JobStatus
 from inference.services.events import visible_text
 from inference.services.jobs import job_submit
 from tests.support.processes import wait_for
+from tests.support.watchers import Watch, open_job_socket, watch_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
@@ -121,3 +122,24 @@ def test_a_job_killed_on_its_last_attempt_fails_with_a_clear_code(celery_worker,
 
     assert (job.status, job.error_code) == (JobStatus.FAILED, "worker_lost")
     assert "stopped responding" in job.error_message
+
+
+def test_a_watcher_connected_through_the_crash_ends_with_exactly_the_stored_output(
+    celery_worker, start_worker, daphne_server, owner, owner_key, slow_model
+):
+    doomed = start_worker("crashy")
+    job = _submit(owner)
+
+    with open_job_socket(daphne_server, job.id, owner_key) as ws:
+        before = watch_socket(ws, limit=5)
+        doomed.kill()
+        start_worker("crashy")
+        after = watch_socket(ws, timeout=60)
+
+    job.refresh_from_db()
+    events = before.events + after.events
+    watched = Watch(events=events)
+    assert job.status == JobStatus.SUCCEEDED
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert any(e["type"] == "status" and e["data"].get("attempt") == 2 for e in events)
+    assert watched.text == job.output_text == _expected_text()

@@ -1,0 +1,67 @@
+"""`GET /api/v1/jobs/{id}/events`: a job's events as Server-Sent Events.
+
+An async view, so a long stream holds no thread: daphne serves many at once.
+Resumes after `?after=N` or the `Last-Event-ID` a reconnecting client sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+
+from accounts.authentication import authenticate_async
+from inference.api.errors import error_body
+from inference.errors import NotFound
+from inference.selectors import job_get_for_user
+from inference.services.events import job_events_follow_async
+
+RECONNECT_MS = 1000
+KEEPALIVE_EVERY = 7  # silent polls (~2 s each) between keepalive comments
+
+
+def _error(status: int, code: str, message: str, param: str | None = None) -> HttpResponse:
+    response = JsonResponse(error_body(status, code, message, param), status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="djinn"'
+    return response
+
+
+def _resume_point(request: HttpRequest) -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
+    return int(raw) if raw.isdigit() else None
+
+
+async def _frames(job_id, after: int) -> AsyncIterator[bytes]:
+    yield f"retry: {RECONNECT_MS}\n\n".encode()
+    silent = 0
+    async for event in job_events_follow_async(job_id=job_id, after=after, yield_idle=True):
+        if event is None:
+            silent += 1
+            if silent % KEEPALIVE_EVERY == 0:
+                yield b": keepalive\n\n"
+            continue
+        payload = json.dumps(event.as_dict(), separators=(",", ":"))
+        yield f"id: {event.seq}\nevent: {event.type}\ndata: {payload}\n\n".encode()
+
+
+@require_GET
+async def job_events(request: HttpRequest, job_id: str) -> HttpResponse:
+    user, problem = await authenticate_async(request)
+    if user is None:
+        message = "The API key is invalid or revoked." if problem == "invalid_api_key" else "Authentication required."
+        return _error(401, problem, message)
+    after = _resume_point(request)
+    if after is None:
+        return _error(400, "invalid_after", "after and Last-Event-ID must be whole numbers.", "after")
+    try:
+        job = await sync_to_async(job_get_for_user)(user=user, job_id=job_id)
+    except NotFound as exc:
+        return _error(404, exc.code, exc.message)
+    response = StreamingHttpResponse(_frames(job.id, after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
+    return response

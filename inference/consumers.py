@@ -1,0 +1,144 @@
+"""Websockets: one job's event stream, and a user's feed of job status changes.
+
+Both read Redis by position, never through the channel layer, so a slow
+socket or a dropped message can never lose or repeat an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from inference import streams
+from inference.errors import NotFound
+from inference.selectors import job_get_for_user
+from inference.services.events import job_events_follow_async
+from inference.services.jobs import job_cancel
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_BAD_REQUEST = 4400
+FEED_WAIT_MS = 15_000
+
+
+def _parse_after(scope) -> int | None:
+    query = scope.get("query_string", b"").decode("latin1")
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name == "after":
+            return int(value) if value.isdigit() else None
+    return 0
+
+
+@database_sync_to_async
+def _find_job(user, job_id):
+    try:
+        return job_get_for_user(user=user, job_id=job_id)
+    except NotFound:
+        return None
+
+
+@database_sync_to_async
+def _cancel(job):
+    return job_cancel(job=job)
+
+
+class JobStreamConsumer(AsyncWebsocketConsumer):
+    """`/ws/jobs/<id>/?after=N`: every event after N once, in order, then the live tail, then close."""
+
+    follower: asyncio.Task | None = None
+
+    async def connect(self):
+        # Accept first: a close before accept is a bare HTTP 403, and clients deserve the reason.
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        after = _parse_after(self.scope)
+        self.job = await _find_job(user, self.scope["url_route"]["kwargs"]["job_id"])
+        if self.job is None or after is None:
+            # Another user's job and a missing one look the same.
+            await self.close(code=CLOSE_NOT_FOUND if self.job is None else CLOSE_BAD_REQUEST)
+            return
+        self.follower = asyncio.create_task(self._follow(after))
+
+    async def _follow(self, after: int) -> None:
+        try:
+            async for event in job_events_follow_async(job_id=self.job.id, after=after):
+                await self.send(text_data=json.dumps(event.as_dict(), separators=(",", ":")))
+            await self.close(code=1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("stream of job %s failed", self.job.id)
+            await self.close(code=1011)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.follower is None:
+            return
+        try:
+            message = json.loads(text_data or "")
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and message.get("type") == "cancel":
+            await _cancel(self.job)
+            return
+        await self.send(
+            text_data=json.dumps(
+                {
+                    "type": "reply",
+                    "ok": False,
+                    "code": "unknown_message",
+                    "message": 'Send {"type": "cancel"} to stop the job.',
+                }
+            )
+        )
+
+    async def disconnect(self, code):
+        if self.follower is not None:
+            self.follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.follower
+
+
+class UserJobsConsumer(AsyncWebsocketConsumer):
+    """`/ws/jobs/`: tells every open tab of a user when any of their jobs changes status."""
+
+    follower: asyncio.Task | None = None
+
+    async def connect(self):
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id = user.pk
+        self.follower = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        last_id = "$"
+        try:
+            while True:
+                changes = await streams.await_user_changes(self.user_id, last_id, FEED_WAIT_MS)
+                for entry_id, change in changes:
+                    last_id = entry_id
+                    await self.send(text_data=json.dumps({"type": "job", **change}, separators=(",", ":")))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("job feed of user %s failed", self.user_id)
+            await self.close(code=1011)
+
+    async def disconnect(self, code):
+        if self.follower is not None:
+            self.follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.follower

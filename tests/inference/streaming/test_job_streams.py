@@ -1,0 +1,225 @@
+"""Job streams over real websockets and SSE, from a real daphne, fed by a real worker."""
+
+import random
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from inference import streams
+from inference.models import AIModel, Job, JobStatus
+from inference.services.jobs import job_submit
+from tests.support.processes import wait_for
+from tests.support.watchers import open_job_socket, watch_job, watch_socket, watch_sse
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+WORDS = "alpha beta gamma delta epsilon"
+
+
+@pytest.fixture
+def streaming_model(db):
+    return AIModel.objects.create(
+        slug="stream-echo",
+        display_name="Streaming echo",
+        task="chat",
+        backend="echo",
+        config={"tokens": 150, "tokens_per_second": 300},
+        max_output_tokens=1000,
+    )
+
+
+def _submit(owner, model="stream-echo") -> Job:
+    return job_submit(user=owner, model=model, input={"messages": [{"role": "user", "content": WORDS}]})
+
+
+def _stored(job: Job) -> Job:
+    job.refresh_from_db()
+    return job
+
+
+def test_a_watcher_gets_every_event_in_order_and_the_text_equals_the_stored_output(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    job = _submit(owner)
+
+    watch = watch_job(daphne_server, job.id, owner_key)
+
+    job = _stored(job)
+    assert watch.close_code == 1000
+    assert watch.seqs == list(range(1, len(watch.events) + 1))
+    assert watch.events[-1]["type"] == "done"
+    assert watch.events[-1]["data"]["status"] == JobStatus.SUCCEEDED
+    assert watch.text == job.output_text
+    assert len([e for e in watch.events if e["type"] == "delta"]) > 1
+
+
+def test_reconnecting_anywhere_with_after_yields_each_event_exactly_once(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    rng = random.Random(7)
+    for _ in range(4):
+        job = _submit(owner)
+        seen: list[dict] = []
+        while not seen or seen[-1]["type"] != "done":
+            after = seen[-1]["seq"] if seen else 0
+            part = watch_job(daphne_server, job.id, owner_key, after=after, limit=rng.randint(1, 6))
+            seen.extend(part.events)
+
+        full = [event.as_dict() for event in streams.read_events(job.id)]
+        assert seen == full
+        assert "".join(e["data"]["text"] for e in seen if e["type"] == "delta") == _stored(job).output_text
+
+
+def test_every_reconnect_point_of_a_finished_job_replays_the_rest(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    job = _submit(owner)
+    full = watch_job(daphne_server, job.id, owner_key).events
+
+    for after in range(len(full)):
+        assert watch_job(daphne_server, job.id, owner_key, after=after).events == full[after:]
+
+
+def test_two_watchers_of_one_job_both_receive_everything(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    job = _submit(owner)
+    with (
+        open_job_socket(daphne_server, job.id, owner_key) as first,
+        open_job_socket(daphne_server, job.id, owner_key) as second,
+    ):
+        one, two = watch_socket(first), watch_socket(second)
+
+    assert one.events == two.events
+    assert one.text == _stored(job).output_text
+
+
+def test_another_users_job_looks_exactly_like_a_missing_one(
+    celery_worker, daphne_server, owner, outsider_key, streaming_model
+):
+    job = _submit(owner)
+
+    theirs = watch_job(daphne_server, job.id, outsider_key)
+    missing = watch_job(daphne_server, "00000000-0000-4000-8000-000000000000", outsider_key)
+
+    assert theirs.events == missing.events == []
+    assert theirs.close_code == missing.close_code == 4404
+
+
+def test_a_socket_without_credentials_is_refused(daphne_server, owner, streaming_model):
+    job = _submit(owner)
+
+    anonymous = watch_job(daphne_server, job.id, origin=daphne_server.url)
+    forged = watch_job(daphne_server, job.id, "djn_not_a_real_key")
+
+    assert anonymous.close_code == forged.close_code == 4401
+    assert anonymous.events == forged.events == []
+
+
+def test_a_browser_session_must_come_from_our_own_origin(celery_worker, daphne_server, owner, streaming_model, client):
+    client.force_login(owner)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    job = _submit(owner)
+
+    with pytest.raises(InvalidStatus) as refused:
+        watch_job(daphne_server, job.id, origin="https://evil.example", cookie=cookie)
+    same_origin = watch_job(daphne_server, job.id, origin=daphne_server.url, cookie=cookie)
+
+    assert refused.value.response.status_code == 403
+    assert same_origin.text == _stored(job).output_text
+
+
+def test_cancel_from_the_socket_stops_the_job_and_keeps_the_partial_output(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    streaming_model.config = {"tokens": 2000, "tokens_per_second": 200}
+    streaming_model.save()
+    job = _submit(owner)
+
+    with open_job_socket(daphne_server, job.id, owner_key) as ws:
+        head = watch_socket(ws, limit=4)
+        ws.send('{"type": "cancel"}')
+        rest = watch_socket(ws)
+
+    job = _stored(job)
+    events = head.events + rest.events
+    assert job.status == JobStatus.CANCELED
+    assert events[-1]["data"]["status"] == JobStatus.CANCELED
+    assert 0 < job.completion_tokens < 2000
+    assert "".join(e["data"]["text"] for e in events if e["type"] == "delta") == job.output_text
+
+
+def test_cancel_before_start_never_calls_the_backend(start_worker, daphne_server, owner, owner_key):
+    AIModel.objects.create(slug="unstaffed", display_name="Unstaffed", task="chat", backend="echo", queue="unstaffed")
+    job = _submit(owner, model="unstaffed")
+
+    with open_job_socket(daphne_server, job.id, owner_key) as ws:
+        first = watch_socket(ws, limit=1)
+        ws.send('{"type": "cancel"}')
+        rest = watch_socket(ws)
+    start_worker("unstaffed")  # the message is still in the queue: the worker must skip it
+
+    wait_for(lambda: Job.objects.filter(id=job.id, worker="").exists(), what="the job to stay unclaimed")
+    job = _stored(job)
+    statuses = [e["data"]["status"] for e in first.events + rest.events if e["type"] in ("status", "done")]
+    assert statuses == ["queued", "canceled"]
+    assert (job.status, job.started_at, job.output_text) == (JobStatus.CANCELED, None, "")
+
+
+def test_a_stalled_watcher_slows_neither_the_worker_nor_other_watchers(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    streaming_model.config = {"tokens": 3000}
+    streaming_model.save()
+    job = _submit(owner)
+
+    with open_job_socket(daphne_server, job.id, owner_key) as stalled:
+        stalled.recv(timeout=10)  # then never reads again
+        live = watch_job(daphne_server, job.id, owner_key)
+        wait_for(lambda: _stored(job).is_finished, what="the job to finish while a watcher stalls")
+
+    assert live.text == _stored(job).output_text
+
+
+def test_sse_sends_the_same_events_and_resumes_from_last_event_id(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    job = _submit(owner)
+    websocket = watch_job(daphne_server, job.id, owner_key).events
+
+    status, sse = watch_sse(daphne_server, job.id, owner_key)
+    _, resumed = watch_sse(daphne_server, job.id, owner_key, after=0, last_event_id=3)
+    _, from_query = watch_sse(daphne_server, job.id, owner_key, after=5)
+
+    assert status == 200
+    assert sse.events == websocket
+    assert resumed.events == websocket[3:]
+    assert from_query.events == websocket[5:]
+
+
+def test_sse_refuses_strangers_and_bad_positions(daphne_server, owner, owner_key, outsider_key, streaming_model):
+    job = _submit(owner)
+
+    stranger_status, stranger = watch_sse(daphne_server, job.id, outsider_key)
+    bad_status, bad = watch_sse(daphne_server, job.id, owner_key, after="x")
+    anonymous_status, anonymous = watch_sse(daphne_server, job.id, "djn_nope_nope")
+
+    assert (stranger_status, stranger.events[0]["error"]["code"]) == (404, "job_not_found")
+    assert (bad_status, bad.events[0]["error"]["code"]) == (400, "invalid_after")
+    assert (anonymous_status, anonymous.events[0]["error"]["code"]) == (401, "invalid_api_key")
+
+
+def test_the_user_feed_tells_open_tabs_about_every_status_change(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    from websockets.sync.client import connect
+
+    with connect(f"{daphne_server.ws_url}/ws/jobs/", additional_headers={"Authorization": f"Bearer {owner_key}"}) as ws:
+        job = _submit(owner)
+        changes = []
+        while not changes or changes[-1]["status"] not in ("succeeded", "failed"):
+            message = __import__("json").loads(ws.recv(timeout=20))
+            if message["job"] == str(job.id):
+                changes.append(message)
+
+    assert [change["status"] for change in changes] == ["queued", "running", "succeeded"]
