@@ -7,6 +7,7 @@ them all. A malformed value stops the process with a message naming it
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -88,6 +89,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / ".run" / "staticfiles"
 # https://whitenoise.readthedocs.io/en/stable/django.html: daphne serves no files itself.
 WHITENOISE_USE_FINDERS = DEBUG
+# In development files come from the finders; STATIC_ROOT exists only after collectstatic.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

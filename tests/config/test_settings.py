@@ -1,0 +1,74 @@
+"""Settings refuse malformed values and pass Django's deployment checklist."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.processes import ROOT
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "djinn.example.com",
+}
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JOB_", "CELERY_"))}
+    environment.update(DJANGO_SETTINGS_MODULE="config.settings", **env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def _load_settings(**env: str) -> subprocess.CompletedProcess:
+    return _run("-c", "import django; django.setup()", **env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG must be true or false; got 'maybe'"),
+        ("JOB_MAX_ATTEMPTS", "three", "JOB_MAX_ATTEMPTS must be a whole number; got 'three'"),
+        ("JOB_MAX_ATTEMPTS", "0", "JOB_MAX_ATTEMPTS must be at least 1; got '0'"),
+        ("DATABASE_URL", "mysql://db/djinn", "DATABASE_URL must be a postgres:// or sqlite:// URL"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL must be a redis://, rediss:// or unix:// URL"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; got 'LOUD'"),
+    ],
+)
+def test_a_malformed_setting_stops_the_process_naming_the_variable(name, value, expected):
+    result = _load_settings(**{name: value})
+
+    assert result.returncode != 0
+    assert expected in result.stderr
+
+
+def test_time_limits_must_stay_below_the_brokers_visibility_timeout():
+    result = _load_settings(JOB_TIME_LIMIT_SECONDS="4000", CELERY_VISIBILITY_TIMEOUT_SECONDS="3600")
+
+    assert result.returncode != 0
+    assert "must stay below CELERY_VISIBILITY_TIMEOUT_SECONDS" in result.stderr
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused():
+    result = _load_settings(JOB_LEASE_SECONDS="5", JOB_HEARTBEAT_SECONDS="5")
+
+    assert result.returncode != 0
+    assert "JOB_LEASE_SECONDS must be more than twice JOB_HEARTBEAT_SECONDS" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = _load_settings(DJANGO_DEBUG="false", DJANGO_ALLOWED_HOSTS="djinn.example.com")
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_production_settings_pass_the_deployment_checklist_without_a_warning():
+    result = _run("manage.py", "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
