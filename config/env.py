@@ -113,4 +113,10 @@ class EnvReader:
         return f"redis+socket://{path}?virtual_host={db}"
 
 
+def load_dotenv(path) -> None:
+    """Read KEY=value lines from `path` into the environment; real variables win."""
+    if path.exists():
+        environ.Env.read_env(str(path), overwrite=False)
+
+
 env = EnvReader()

@@ -72,3 +72,14 @@ def test_production_settings_pass_the_deployment_checklist_without_a_warning():
 
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_every_setting_read_from_the_environment_is_documented_in_env_example():
+    import re
+
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', (ROOT / "config" / "settings.py").read_text()))
+    read |= set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', (ROOT / "scripts" / "run.py").read_text()))
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+    assert read - documented == set()
+    assert documented - read == set()
