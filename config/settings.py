@@ -108,8 +108,20 @@ LOGIN_URL = "admin:login"
 # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes
 # ------------------------------------------------------------------------------
 DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / '.run' / 'djinn.sqlite3'}")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, min_value=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under daphne every request runs in a thread of its own, so per-thread persistent
+    # connections never get reused: a process-wide pool saves a connect per request.
+    # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": 1,
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", 10, min_value=1),
+            "timeout": env.int("DATABASE_POOL_TIMEOUT_SECONDS", 30, min_value=1),
+        }
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, min_value=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default is shared by daphne, a worker and beat: WAL lets
     # readers and one writer overlap, IMMEDIATE avoids upgrade deadlocks.

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from inference import streams
 from inference.services.jobs import job_cancel_requested, job_heartbeat
@@ -60,7 +60,6 @@ class Lease:
     def _beat(self) -> None:
         try:
             while not self._done.wait(settings.JOB_HEARTBEAT_SECONDS):
-                close_old_connections()
                 try:
                     if not job_heartbeat(job_id=self.job_id, attempt=self.attempt):
                         logger.warning("job %s attempt %s lost its lease", self.job_id, self.attempt)
@@ -71,5 +70,9 @@ class Lease:
                 except Exception:
                     # A blip in the database: try again next beat; the lease outlives several.
                     logger.warning("heartbeat failed for %s", self.job_id, exc_info=True)
+                finally:
+                    # One beat every few seconds: holding a connection per running job
+                    # between beats would cap concurrent jobs at the database's limit.
+                    connection.close()
         finally:
             connection.close()

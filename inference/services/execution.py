@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django import db
 
 from inference import streams
 from inference.backends import Backend, BackendError
@@ -72,12 +73,13 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str]) -> st
     resuming = bool(shown)
     generated = ""
     for token in backend.stream(job.input, lease.should_stop):
-        if not tokens:
-            job_mark_first_token(job_id=job.id, attempt=job.attempt)
+        first = not tokens
         tokens.append(token)
         generated += token
         if resuming:
             if shown.startswith(generated):
+                if first:
+                    job_mark_first_token(job_id=job.id, attempt=job.attempt)
                 continue
             resuming = False
             if generated.startswith(shown):
@@ -88,6 +90,10 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str]) -> st
         text = buffer.add(token)
         if text:
             _send_delta(job, text)
+        if first:  # after the delta is out: watchers should not wait for this write
+            job_mark_first_token(job_id=job.id, attempt=job.attempt)
+            # A stream can last minutes: it should not hold a database connection meanwhile.
+            db.connection.close()
         if lease.lost.is_set():
             raise _Interrupted
     text = buffer.flush()

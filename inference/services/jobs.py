@@ -19,6 +19,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
@@ -130,12 +132,14 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
     """Claim attempt `attempt` of a queued job; None when it is not ours to run."""
     now = timezone.now()
     claimed = Job.objects.filter(id=job_id, status=JobStatus.QUEUED, attempt=attempt, deadline_at__gt=now).update(
-        status=JobStatus.RUNNING, heartbeat_at=now, worker=worker[:255]
+        status=JobStatus.RUNNING,
+        heartbeat_at=now,
+        worker=worker[:255],
+        started_at=Coalesce(F("started_at"), Value(now)),  # the first attempt's start counts
     )
     if not claimed:
         _expire_if_overdue(job_id, now)
         return None
-    Job.objects.filter(id=job_id, started_at__isnull=True).update(started_at=now)
     job = Job.objects.select_related("model").get(id=job_id)
     _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
     return job

@@ -30,12 +30,20 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0, interval: f
 class WorkerProcess:
     """A `celery worker` child process on the test database and Redis."""
 
-    def __init__(self, env: dict[str, str], queues: str = "default", beat: bool = False, concurrency: int = 1):
+    def __init__(
+        self,
+        env: dict[str, str],
+        queues: str = "default",
+        beat: bool = False,
+        concurrency: int = 1,
+        pool: str = "prefork",
+    ):
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.env = env
         self.queues = queues
         self.beat = beat
         self.concurrency = concurrency
+        self.pool = pool
         self.process: subprocess.Popen | None = None
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / f"worker-{self.name.split('@')[0]}.log"
@@ -54,6 +62,8 @@ class WorkerProcess:
             self.queues,
             "-c",
             str(self.concurrency),
+            "-P",
+            self.pool,
             "-l",
             "info",
             "--without-gossip",

@@ -1,0 +1,101 @@
+"""What every benchmark shares: its own database and Redis, real platform processes, and a report.
+
+Benchmarks run the platform as production does (DEBUG off, daphne, Celery
+workers) against a dedicated PostgreSQL database and Redis database, so they
+never touch development or test data. Figures are printed as a table next to
+a baseline measured in the same run, and saved as JSON in bench/results/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+
+from tests.support.processes import DaphneProcess, WorkerProcess, wait_for  # noqa: E402
+
+__all__ = ["DaphneProcess", "WorkerProcess", "bench_env", "percentile", "report", "setup_django", "wait_for"]
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JOB_", "STREAM_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/djinn_bench"),
+        REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
+        REDIS_KEY_PREFIX="djinn-bench",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="bench-" + "x" * 60,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_SECURE_SSL_REDIRECT="false",
+        DJANGO_SESSION_COOKIE_SECURE="false",
+        DJANGO_CSRF_COOKIE_SECURE="false",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def setup_django(env: dict[str, str]) -> None:
+    """Point this process at the bench database (creating it if needed), migrate, flush Redis."""
+    os.environ.update(env)
+    import django
+    import psycopg
+
+    name = env["DATABASE_URL"].rsplit("/", 1)[1]
+    admin_url = env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from inference.streams import redis_client
+
+    redis_client().flushdb()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
+        "mean": statistics.fmean(values) if values else float("nan"),
+        "n": len(values),
+    }
+
+
+def report(name: str, rows: list[dict], extra: dict | None = None) -> None:
+    """Print rows (metric, measured, baseline, ratio or note, goal, ok) and save them as JSON."""
+    print(f"\n== {name}")
+    header = f"{'metric':<48} {'measured':>14} {'baseline':>14} {'ratio':>8}  {'goal':<22} ok"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = row.get("ratio")
+        print(
+            f"{row['metric']:<48} {row['measured']:>14} {row.get('baseline', ''):>14} "
+            f"{'' if ratio is None else f'{ratio:.2f}':>8}  {row.get('goal', ''):<22} "
+            f"{'' if row.get('ok') is None else ('yes' if row['ok'] else 'NO')}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps({"name": name, "rows": rows, **(extra or {})}, indent=2, default=str))
+    print(f"(saved {path.relative_to(ROOT)})")

@@ -1,0 +1,345 @@
+"""Streaming benchmark (issue 3): time to first token, one fast stream, 200 paced streams, idle sockets.
+
+Runs a real daphne and real Celery workers against the bench database, with
+the echo backend, and real websocket clients. Every figure sits next to a
+baseline from the same run: the backend called in-process, and raw Redis
+round trips.
+
+    .venv/bin/python bench/streaming.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import threading
+import time
+
+from harness import DaphneProcess, WorkerProcess, bench_env, percentile, report, setup_django, summary
+
+PACED_RATE = 30  # tokens per second in each of the concurrent streams
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def register_models():
+    from inference.models import AIModel
+
+    models = {
+        "bench-echo": ("bench", {"tokens": 20}, 1000),
+        "bench-fast": ("bench", {}, 200_000),
+        "bench-paced": ("bench-io", {"tokens_per_second": PACED_RATE}, 1000),
+        "bench-idle": ("nobody", {}, 1000),
+    }
+    for slug, (queue, config, max_tokens) in models.items():
+        AIModel.objects.update_or_create(
+            slug=slug,
+            defaults=dict(
+                display_name=slug,
+                task="chat",
+                backend="echo",
+                queue=queue,
+                config=config,
+                max_output_tokens=max_tokens,
+                max_input_chars=100_000,
+            ),
+        )
+
+
+def chat(words: int, max_tokens: int | None = None) -> dict:
+    body = {"messages": [{"role": "user", "content": " ".join(f"w{i}" for i in range(words))}]}
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    return body
+
+
+class Client:
+    def __init__(self, server: DaphneProcess, key: str):
+        import httpx
+
+        self.server = server
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.http = httpx.AsyncClient(base_url=server.url, headers=self.headers, timeout=60)
+
+    async def submit(self, model: str, body: dict) -> str:
+        response = await self.http.post("/api/v1/jobs", json={"model": model, "input": body})
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def socket(self, path: str):
+        from websockets.asyncio.client import connect
+
+        return connect(f"{self.server.ws_url}{path}", additional_headers=self.headers, max_size=None, compression=None)
+
+
+async def measure_redis_rtt(n: int = 2000) -> list[float]:
+    from inference.streams import async_redis_client
+
+    client = async_redis_client()
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await client.ping()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+def inprocess_first_token_ms(n: int = 200) -> list[float]:
+    from inference.backends.echo import EchoBackend, EchoConfig
+
+    backend = EchoBackend(EchoConfig(tokens=20))
+    body = {**chat(20), "max_tokens": 20}
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        next(iter(backend.stream(body, lambda: False)))
+        samples.append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+async def time_to_first_token(client: Client, runs: int) -> tuple[list[float], int]:
+    samples, broken = [], 0
+    for i in range(runs + 10):
+        t0 = time.perf_counter()
+        job_id = await client.submit("bench-echo", chat(20))
+        async with client.socket(f"/ws/jobs/{job_id}/") as ws:
+            first = None
+            seqs = []
+            async for raw in ws:
+                event = json.loads(raw)
+                seqs.append(event["seq"])
+                if event["type"] == "delta" and first is None:
+                    first = time.perf_counter()
+            broken += seqs != list(range(1, len(seqs) + 1))
+        if i >= 10:  # the first few warm connections and caches
+            samples.append((first - t0) * 1000)
+    return samples, broken
+
+
+async def one_fast_stream(client: Client, tokens: int) -> tuple[float, bool]:
+    from inference.models import Job
+
+    job_id = await client.submit("bench-fast", chat(50, max_tokens=tokens))
+    text, seqs, first = [], [], None
+    async with client.socket(f"/ws/jobs/{job_id}/") as ws:
+        async for raw in ws:
+            event = json.loads(raw)
+            seqs.append(event["seq"])
+            if event["type"] == "delta":
+                first = first or time.perf_counter()
+                text.append(event["data"]["text"])
+            if event["type"] == "done":
+                done = time.perf_counter()
+    stored = (await Job.objects.aget(id=job_id)).output_text
+    intact = "".join(text) == stored and seqs == list(range(1, len(seqs) + 1))
+    return tokens / (done - first), intact
+
+
+def inprocess_generation_rate(tokens: int) -> float:
+    from inference.backends.echo import EchoBackend, EchoConfig
+
+    backend = EchoBackend(EchoConfig())
+    body = {**chat(50), "max_tokens": tokens}
+    t0 = time.perf_counter()
+    count = sum(1 for _ in backend.stream(body, lambda: False))
+    return count / (time.perf_counter() - t0)
+
+
+async def paced_streams(client: Client, streams: int, tokens: int) -> tuple[list[float], int, int]:
+    """Lateness of each delta against when the generator produced its last token."""
+    from inference.models import Job
+
+    semaphore = asyncio.Semaphore(20)
+
+    async def submit():
+        async with semaphore:
+            return await client.submit("bench-paced", chat(10, max_tokens=tokens))
+
+    job_ids = await asyncio.gather(*[submit() for _ in range(streams)])
+    lateness: list[float] = []
+    broken = 0
+
+    async def watch(job_id: str) -> None:
+        nonlocal broken
+        async with client.socket(f"/ws/jobs/{job_id}/") as ws:
+            seqs, text, start, produced = [], [], None, 0
+            async for raw in ws:
+                now = time.perf_counter()
+                event = json.loads(raw)
+                seqs.append(event["seq"])
+                if event["type"] != "delta":
+                    continue
+                produced += len(event["data"]["text"].split())
+                text.append(event["data"]["text"])
+                if start is None:
+                    start = now - (produced - 1) / PACED_RATE
+                lateness.append((now - (start + (produced - 1) / PACED_RATE)) * 1000)
+        stored = (await Job.objects.aget(id=job_id)).output_text
+        broken += not ("".join(text) == stored and seqs == list(range(1, len(seqs) + 1)))
+
+    await asyncio.gather(*[watch(job_id) for job_id in job_ids])
+    return lateness, broken, len(job_ids)
+
+
+def inprocess_paced_lateness(tokens: int) -> list[float]:
+    """The same pacing in-process, several generators at once: what the generator alone adds."""
+    from inference.backends.echo import EchoBackend, EchoConfig
+
+    backend = EchoBackend(EchoConfig(tokens_per_second=PACED_RATE))
+    samples: list[float] = []
+
+    def run():
+        start = time.perf_counter()
+        for index, _ in enumerate(backend.stream({**chat(10), "max_tokens": tokens}, lambda: False)):
+            samples.append((time.perf_counter() - (start + index / PACED_RATE)) * 1000)
+
+    threads = [threading.Thread(target=run) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return samples
+
+
+async def idle_socket_memory(client: Client, pid: int, sockets: int, cycles: int) -> tuple[list[float], list[int]]:
+    job_id = await client.submit("bench-idle", chat(3))  # never runs: its socket stays idle
+    per_socket, baselines = [], []
+    for _ in range(cycles):
+        await asyncio.sleep(1)
+        before = rss_kib(pid)
+        baselines.append(before)
+        opened = []
+        for _ in range(sockets):
+            ws = await client.socket(f"/ws/jobs/{job_id}/").__aenter__()
+            opened.append(ws)
+        await asyncio.sleep(2)
+        per_socket.append((rss_kib(pid) - before) / sockets)
+        for ws in opened:
+            await ws.close()
+        await asyncio.sleep(1)
+    return per_socket, baselines
+
+
+def prepare() -> tuple[dict[str, str], str]:
+    env = bench_env()
+    setup_django(env)
+    from accounts.models import User
+    from accounts.services import api_key_create
+
+    register_models()
+    user, _ = User.objects.get_or_create(username="bench")
+    return env, api_key_create(user=user, name="bench").plaintext
+
+
+async def main(env: dict[str, str], key: str, quick: bool) -> None:
+    daphne = DaphneProcess(env).start()
+    fast_worker = WorkerProcess(env, queues="bench", concurrency=1).start()
+    paced_worker = WorkerProcess(env, queues="bench-io", concurrency=210, pool="threads").start()
+    client = Client(daphne, key)
+    try:
+        rtt = await measure_redis_rtt()
+        inproc_first = inprocess_first_token_ms()
+        ttft, ttft_broken = await time_to_first_token(client, 30 if quick else 100)
+        added = [sample - statistics_median(inproc_first) for sample in ttft]
+
+        fast_tokens = 20_000 if quick else 100_000
+        fast_rate, fast_intact = await one_fast_stream(client, fast_tokens)
+        inproc_rate = inprocess_generation_rate(fast_tokens)
+
+        streams = 50 if quick else 200
+        paced_tokens = 60 if quick else 150
+        lateness, paced_broken, paced_count = await paced_streams(client, streams, paced_tokens)
+        inproc_lateness = inprocess_paced_lateness(paced_tokens)
+
+        per_socket, baselines = await idle_socket_memory(client, daphne.process.pid, 200 if quick else 500, 3)
+    finally:
+        await client.http.aclose()
+        paced_worker.stop()
+        fast_worker.stop()
+        daphne.stop()
+
+    lost = ttft_broken + paced_broken + (not fast_intact)
+    rows = [
+        {
+            "metric": "redis round trip p50 / p99 (ms)",
+            "measured": f"{percentile(rtt, 50):.2f} / {percentile(rtt, 99):.2f}",
+            "baseline": "-",
+            "goal": "(baseline)",
+        },
+        {
+            "metric": "TTFT added by platform p50 (ms)",
+            "measured": f"{percentile(added, 50):.1f}",
+            "baseline": f"{statistics_median(inproc_first):.3f}",
+            "goal": "<= 10",
+            "ok": percentile(added, 50) <= 10,
+        },
+        {
+            "metric": "TTFT added by platform p99 (ms)",
+            "measured": f"{percentile(added, 99):.1f}",
+            "baseline": f"{percentile(inproc_first, 99):.3f}",
+            "goal": "<= 30",
+            "ok": percentile(added, 99) <= 30,
+        },
+        {
+            "metric": f"one stream, {fast_tokens} tokens (tokens/s)",
+            "measured": f"{fast_rate:,.0f}",
+            "baseline": f"{inproc_rate:,.0f}",
+            "ratio": fast_rate / inproc_rate,
+            "goal": ">= 20,000",
+            "ok": fast_rate >= 20_000,
+        },
+        {
+            "metric": f"{paced_count} streams x {PACED_RATE} tok/s: delta lateness p99 (ms)",
+            "measured": f"{percentile(lateness, 99):.1f}",
+            "baseline": f"{percentile(inproc_lateness, 99):.1f}",
+            "goal": "added <= 20",
+            "ok": percentile(lateness, 99) - percentile(inproc_lateness, 99) <= 20,
+        },
+        {
+            "metric": "streams with a lost/duplicate/reordered token",
+            "measured": str(lost),
+            "goal": "0",
+            "ok": lost == 0,
+        },
+        {
+            "metric": "server memory per idle websocket (KiB)",
+            "measured": " / ".join(f"{v:.1f}" for v in per_socket),
+            "baseline": f"rss {baselines[0] // 1024} MiB",
+            "goal": "<= 64, flat",
+            "ok": max(per_socket) <= 64,
+        },
+        {
+            "metric": "daphne RSS before each cycle (MiB)",
+            "measured": " / ".join(str(b // 1024) for b in baselines),
+            "goal": "flat",
+            "ok": baselines[-1] - baselines[0] <= 0.1 * baselines[0],
+        },
+    ]
+    report(
+        "streaming",
+        rows,
+        {
+            "ttft_ms": summary(added),
+            "lateness_ms": summary(lateness),
+            "inprocess_lateness_ms": summary(inproc_lateness),
+        },
+    )
+
+
+def statistics_median(values: list[float]) -> float:
+    return percentile(values, 50)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
+    args = parser.parse_args()
+    os.chdir(os.path.dirname(os.path.abspath(__file__)))
+    asyncio.run(main(*prepare(), args.quick))
