@@ -23,9 +23,10 @@ PACED_RATE = 30  # tokens per second in each of the concurrent streams
 
 
 def rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     raise RuntimeError("no VmRSS")
 
 
