@@ -213,6 +213,12 @@ REST_FRAMEWORK = {
 # Models: nothing is ever fetched from a hub
 # ------------------------------------------------------------------------------
 HF_HUB_OFFLINE = True
+# Each worker process loads the enabled models of its queues when it starts (inference/warmup.py),
+# so the first job does not wait for a load; false loads each model on its first job instead.
+MODEL_WARMUP = env.bool("MODEL_WARMUP", True)
+# How often an idle worker process releases models an operator disabled, edited or deleted (0: only
+# when their next job arrives).
+MODEL_RELEASE_CHECK_SECONDS = env.float("MODEL_RELEASE_CHECK_SECONDS", 30.0, min_value=0)
 
 # ------------------------------------------------------------------------------
 # Security (production)
