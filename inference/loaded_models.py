@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Loaded:
+    slug: str
     version: datetime
     backend: Backend
 
@@ -57,7 +58,7 @@ def backend_for(model: AIModel) -> Backend:
             logger.exception("model %s failed to load", model.slug)
             raise BackendError("model_unavailable", f"The model {model.slug!r} could not be loaded: {exc}") from exc
         with _lock:
-            _loaded[model.pk] = _Loaded(version=model.updated_at, backend=backend)
+            _loaded[model.pk] = _Loaded(slug=model.slug, version=model.updated_at, backend=backend)
         logger.info("model %s loaded (%s)", model.slug, model.backend)
         return backend
 
@@ -70,8 +71,8 @@ def release(model_id: int) -> None:
         try:
             entry.backend.close()
         except Exception:
-            logger.warning("closing model %s failed", model_id, exc_info=True)
-        logger.info("model %s released", model_id)
+            logger.warning("closing model %s failed", entry.slug, exc_info=True)
+        logger.info("model %s released", entry.slug)
 
 
 def loaded_model_ids() -> list[int]:
@@ -104,12 +105,12 @@ def release_stale() -> list[int]:
             return []
         stale = [pk for pk, entry in _loaded.items() if current.get(pk) != entry.version]
         entries = [_loaded.pop(pk) for pk in stale]
-    for pk, entry in zip(stale, entries, strict=True):
+    for entry in entries:
         try:
             entry.backend.close()
         except Exception:
-            logger.warning("closing model %s failed", pk, exc_info=True)
-        logger.info("model %s released: disabled, edited or deleted", pk)
+            logger.warning("closing model %s failed", entry.slug, exc_info=True)
+        logger.info("model %s released: disabled, edited or deleted", entry.slug)
     return stale
 
 

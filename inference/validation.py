@@ -108,7 +108,11 @@ _CODES = {
 
 
 def _first_error(exc: ValidationError) -> InputError:
-    error = exc.errors()[0]
+    errors = exc.errors()
+    # A union field (text or list of texts) reports one error per member; the telling one is from
+    # the member whose type matched (a list that is empty, not "should be a string"), and the deepest.
+    same_field = [error for error in errors if error["loc"][:1] == errors[0]["loc"][:1]]
+    error = min(same_field, key=lambda error: (error["type"].endswith("_type"), -len(error["loc"])))
     # Union members add their type name to the location; keep only real fields.
     path = [str(part) for part in error["loc"] if not (isinstance(part, str) and part.endswith("]"))]
     path = [part for part in path if part not in {"str", "list[str]", "constrained-str", "list[constrained-str]"}]

@@ -89,7 +89,7 @@ class SentenceTransformersBackend(Backend):
 
     @property
     def dimensions(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])

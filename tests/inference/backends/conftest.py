@@ -84,7 +84,13 @@ def tiny_gpt2_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     # No end-of-text id: random weights could end an answer anywhere, and tests count tokens.
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2, bos_token_id=None, eos_token_id=None
+        vocab_size=len(tokenizer),
+        n_positions=4096,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=None,
+        eos_token_id=None,
     )
     GPT2LMHeadModel(config).save_pretrained(directory)
     return directory
