@@ -7,11 +7,11 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import ApiKey
-from inference.api.serializers import StrictSerializer
+from inference.api.serializers import StrictCharField, StrictSerializer
 
 
 class ApiKeyCreateInput(StrictSerializer):
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class ApiKeyOutput(serializers.Serializer):

@@ -6,6 +6,8 @@ OpenAI's own), so the official SDKs raise their usual error classes.
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -74,6 +76,9 @@ def exception_handler(exc, context):
         return djinn_error_response(exc)
     if isinstance(exc, Http404):
         return Response(error_body(404, "not_found", "Not found."), status=404)
+    if isinstance(exc, RequestDataTooBig):  # Django's own check, when a body was read through request.body
+        message = f"The request body is larger than {settings.API_MAX_REQUEST_BYTES} bytes."
+        return Response(error_body(413, "request_too_large", message), status=413)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

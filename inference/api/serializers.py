@@ -23,6 +23,15 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: 5 is not "5"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 # ------------------------------------------------------------------------------
 # Errors
 # ------------------------------------------------------------------------------
@@ -56,7 +65,7 @@ class WebhookInput(StrictSerializer):
 
 
 class JobCreateInput(StrictSerializer):
-    model = serializers.CharField(max_length=100, help_text="A model's slug (see GET /api/v1/models).")
+    model = StrictCharField(max_length=100, help_text="A model's slug (see GET /api/v1/models).")
     input = serializers.DictField(help_text="The task's input; its JSON Schema is on GET /api/v1/models/{slug}.")
     webhook = WebhookInput(required=False)
 
