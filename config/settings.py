@@ -7,6 +7,7 @@ them all. A malformed value stops the process with a message naming it
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -267,6 +268,12 @@ QUOTA_DEFAULT_TOKENS_PER_DAY = env.int("QUOTA_DEFAULT_TOKENS_PER_DAY", 0, min_va
 # Webhook URLs resolving to private, loopback or link-local addresses are refused
 # unless their host name or address is listed here (names, IPs or CIDRs).
 WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", [])
+for _entry in WEBHOOK_ALLOWED_HOSTS:
+    if "/" in _entry or (_entry[0].isdigit() and _entry.replace(".", "").replace(":", "").isalnum()):
+        try:
+            ipaddress.ip_network(_entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_HOSTS: {_entry!r} is not a valid address or CIDR.") from None
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", 10.0, min_value=0.1, max_value=60)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", 6, min_value=1, max_value=20)
 # Attempt n waits WEBHOOK_RETRY_BASE_SECONDS * 4**(n-2) after attempt n-1 (5 s, 20 s, 80 s, ...).
