@@ -290,6 +290,9 @@ MODEL_WARMUP = env.bool("MODEL_WARMUP", True)
 # How often an idle worker process releases models an operator disabled, edited or deleted (0: only
 # when their next job arrives).
 MODEL_RELEASE_CHECK_SECONDS = env.float("MODEL_RELEASE_CHECK_SECONDS", 30.0, min_value=0)
+# CPU threads each worker process gives a model that names none (llama.cpp, torch); 0: the cores
+# divided among the worker's processes, so `-c 2` on 2 cores runs two 1-thread models, not 4 threads.
+MODEL_CPU_THREADS = env.int("MODEL_CPU_THREADS", 0, min_value=0, max_value=512)
 
 # ------------------------------------------------------------------------------
 # Security (production)

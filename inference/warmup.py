@@ -12,20 +12,30 @@ to start, and loading a torch model takes longer than that.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
 from celery import current_app
-from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_before_create_process,
+    worker_process_init,
+    worker_ready,
+)
 from django.conf import settings
 from django.db import close_old_connections, connection
 
 from inference import loaded_models
+from inference.backends.base import cpu_threads, set_cpu_threads
 from inference.models import AIModel
 
 logger = logging.getLogger(__name__)
 
 _started = threading.Event()
+# Set in the main process before it forks its pool, so each child knows how many siblings share the cores.
+_pool_processes = 1
 
 
 def models_to_warm(queues: list[str]) -> list[AIModel]:
@@ -43,7 +53,8 @@ def _lifecycle(queues: list[str]) -> None:
             models = models_to_warm(queues)
             connection.close()  # loading takes seconds; do not hold a connection meanwhile
             loaded_models.warm(models)
-            logger.info("warmed %s", ", ".join(model.slug for model in models) or "no models")
+            slugs = ", ".join(model.slug for model in models) or "no models"
+            logger.info("warmed %s; CPU models get %d threads in this process", slugs, cpu_threads())
     except Exception:
         logger.exception("warming models failed; they will load on their first job")
     finally:
@@ -60,12 +71,24 @@ def _lifecycle(queues: list[str]) -> None:
             connection.close()
 
 
+def threads_per_process(pool_processes: int) -> int:
+    """MODEL_CPU_THREADS, or the cores shared out among the worker's processes."""
+    return settings.MODEL_CPU_THREADS or max(1, (os.cpu_count() or 1) // max(1, pool_processes))
+
+
 def start_lifecycle(queues: list[str]) -> None:
     """Start warming (and later releasing) models in this process, once."""
     if _started.is_set():
         return
     _started.set()
+    set_cpu_threads(threads_per_process(_pool_processes))
     threading.Thread(target=_lifecycle, args=(queues,), name="model-lifecycle", daemon=True).start()
+
+
+@worker_before_create_process.connect
+def _on_pool_growing(sender, **kwargs) -> None:
+    global _pool_processes
+    _pool_processes = getattr(sender, "_processes", None) or 1  # billiard's pool size, not public API
 
 
 @worker_process_init.connect

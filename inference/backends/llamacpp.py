@@ -9,7 +9,6 @@ is seen between two tokens and each yielded item is exactly one token.
 from __future__ import annotations
 
 import codecs
-import os
 import random
 import threading
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from inference.backends import model_files
-from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop
+from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop, cpu_threads
 from inference.backends.text_stream import apply_stops, stop_list
 
 # For GGUF files whose metadata holds no chat template: ChatML, which most small instruct models use.
@@ -34,7 +33,7 @@ class LlamaCppConfig(BackendConfig):
         None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", description="An installed package that ships one .gguf file."
     )
     n_ctx: int = Field(2048, ge=64, le=131_072, description="Context window in tokens (prompt and answer).")
-    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads; default: every core.")
+    n_threads: int | None = Field(None, ge=1, le=512, description="CPU threads; default: this process's share.")
     n_batch: int = Field(512, ge=1, le=8192, description="Prompt tokens evaluated per batch.")
     n_gpu_layers: int = Field(0, ge=-1, le=1000, description="Layers offloaded to a GPU build (-1: all).")
     top_k: int = Field(40, ge=0, le=1000, description="Sampling: keep the k likeliest tokens (0: all).")
@@ -77,7 +76,7 @@ class LlamaCppBackend(Backend):
         llm = Llama(
             model_path=path,
             n_ctx=self.config.n_ctx,
-            n_threads=self.config.n_threads or os.cpu_count() or 1,
+            n_threads=self.config.n_threads or cpu_threads(),
             n_batch=self.config.n_batch,
             n_gpu_layers=self.config.n_gpu_layers,
             verbose=False,

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from inference.backends import model_files
-from inference.backends.base import Backend, BackendConfig, BackendError
+from inference.backends.base import Backend, BackendConfig, BackendError, cpu_threads
 
 
 class SentenceTransformersConfig(BackendConfig):
@@ -68,10 +68,13 @@ class SentenceTransformersBackend(Backend):
 
     def load(self) -> None:
         directory = self.model_dir()
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+        if torch.get_num_threads() != cpu_threads():
+            torch.set_num_threads(cpu_threads())  # process-wide: every torch model here shares them
         self._model = SentenceTransformer(directory, device=self.config.device, local_files_only=True)
         if self.config.max_seq_length:
             self._model.max_seq_length = self.config.max_seq_length
@@ -107,7 +110,11 @@ class SentenceTransformersBackend(Backend):
             )
 
     def embed(self, texts: list[str], *, normalize: bool) -> list[list[float]]:
-        return self._encode(texts, normalize=normalize).tolist()
+        import numpy as np
+
+        # float32 holds ~7 significant digits; 8 decimals keep all of a unit vector's and halve the
+        # JSON that the platform writes twice (database and event log) and every client parses.
+        return np.round(self._encode(texts, normalize=normalize).astype(np.float64), 8).tolist()
 
     def _label_vectors(self, labels: list[str]):
         """Unit vectors of the labels' hypotheses; labels repeat across jobs, so they are cached."""

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from inference.backends import model_files
-from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop
+from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop, cpu_threads
 from inference.backends.text_stream import apply_stops, stop_list
 
 # For tokenizers that ship no chat template (base models): plain "role: text" lines.
@@ -56,6 +56,8 @@ class TransformersBackend(Backend):
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+        if torch.get_num_threads() != cpu_threads():
+            torch.set_num_threads(cpu_threads())  # process-wide: every torch model here shares them
         dtype = self.config.dtype if self.config.dtype == "auto" else getattr(torch, self.config.dtype)
         self._tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, dtype=dtype)

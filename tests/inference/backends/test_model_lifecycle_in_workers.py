@@ -1,6 +1,8 @@
 """Workers load each model once, warm the models of their queues at start, release the ones an
 operator disables, and survive models that cannot load."""
 
+import os
+import re
 import uuid
 
 import pytest
@@ -18,8 +20,8 @@ def worker_on(worker_env):
     """Start a worker on its own queue, with extra environment; stopped afterwards."""
     started = []
 
-    def start(queue: str, **env) -> WorkerProcess:
-        worker = WorkerProcess({**worker_env, **env}, queues=queue).start()
+    def start(queue: str, concurrency: int = 1, **env) -> WorkerProcess:
+        worker = WorkerProcess({**worker_env, **env}, queues=queue, concurrency=concurrency).start()
         started.append(worker)
         return worker
 
@@ -124,3 +126,24 @@ def test_an_edited_model_is_loaded_again_with_its_new_config(worker_on, owner):
     assert first.output_text == "alpha beta"
     assert second.output_text == "alpha beta alpha beta alpha"
     assert worker.log().count("model edited loaded") == 2
+
+
+def test_the_worker_shares_the_cores_among_its_processes(worker_on, db):
+    queue = _queue()
+    AIModel.objects.create(slug="threads", display_name="T", task="chat", backend="echo", queue=queue)
+
+    worker = worker_on(queue, concurrency=2)
+
+    wait_for(lambda: worker.log().count("warmed threads") == 2, timeout=60, what="both processes to warm")
+    threads = {int(found) for found in re.findall(r"CPU models get (\d+) threads", worker.log())}
+    assert threads == {max(1, os.cpu_count() // 2)}
+
+
+def test_an_operator_can_set_the_threads(worker_on, db):
+    queue = _queue()
+    AIModel.objects.create(slug="threads", display_name="T", task="chat", backend="echo", queue=queue)
+
+    worker = worker_on(queue, MODEL_CPU_THREADS="3")
+
+    wait_for(lambda: "warmed threads" in worker.log(), timeout=60, what="the warm-up")
+    assert "CPU models get 3 threads" in worker.log()
