@@ -60,6 +60,7 @@ class SentenceTransformersBackend(Backend):
         self._model: Any = None
         self._label_cache: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._shared_key: tuple = ()
 
     def model_dir(self) -> str:
         if self.config.path is not None:
@@ -67,21 +68,13 @@ class SentenceTransformersBackend(Backend):
         return str(model_files.find_in_package(self.config.package, "modules.json").parent)
 
     def load(self) -> None:
-        directory = self.model_dir()
-        import torch
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-        if torch.get_num_threads() != cpu_threads():
-            torch.set_num_threads(cpu_threads())  # process-wide: every torch model here shares them
-        self._model = SentenceTransformer(directory, device=self.config.device, local_files_only=True)
-        if self.config.max_seq_length:
-            self._model.max_seq_length = self.config.max_seq_length
-        self._model.eval()
+        self._shared_key = (self.model_dir(), self.config.device, self.config.max_seq_length)
+        self._model, self._lock = _shared.acquire(self._shared_key)
 
     def close(self) -> None:
-        self._model = None
+        if self._model is not None:
+            self._model = None
+            _shared.release(self._shared_key)
         self._label_cache.clear()
 
     @property
@@ -139,3 +132,45 @@ class SentenceTransformersBackend(Backend):
             exp = np.exp(scaled - scaled.max(axis=1, keepdims=True))
             scores = exp / exp.sum(axis=1, keepdims=True)
         return [{label: float(score) for label, score in zip(labels, row, strict=True)} for row in scores]
+
+
+class _SharedModels:
+    """One loaded copy of each model directory per process: the embedding and the zero-shot
+    registrations of MiniLM use the same weights, so they share them (and their lock)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, list] = {}  # key -> [model, lock, users]
+
+    def acquire(self, key: tuple) -> tuple[Any, threading.Lock]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = [_load_model(*key), threading.Lock(), 0]
+            entry[2] += 1
+            return entry[0], entry[1]
+
+    def release(self, key: tuple) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry[2] -= 1
+                if entry[2] <= 0:
+                    del self._entries[key]
+
+
+def _load_model(directory: str, device: str, max_seq_length: int | None) -> Any:
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    if torch.get_num_threads() != cpu_threads():
+        torch.set_num_threads(cpu_threads())  # process-wide: every torch model here shares them
+    model = SentenceTransformer(directory, device=device, local_files_only=True)
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model.eval()
+
+
+_shared = _SharedModels()

