@@ -120,7 +120,10 @@ class LlamaCppBackend(Backend):
         if "messages" in job_input:
             formatted = self._chat_prompt(job_input["messages"])
             prompt, add_bos = formatted.prompt, not formatted.added_special
-            stops += [stop for stop in stop_list(formatted.stop) if stop not in stops]
+            # The template's end-of-turn marker, when it is a special token, ends generation as a
+            # token and never shows up as text: watching for it as text would only delay tokens.
+            eos_text = _token_text(llm, llm.token_eos())
+            stops += [stop for stop in stop_list(formatted.stop) if stop not in stops and stop != eos_text]
         else:
             prompt, add_bos = job_input["prompt"], True
         tokens = llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)

@@ -88,7 +88,7 @@ class SentenceTransformersBackend(Backend):
         return int(self.model.get_embedding_dimension())
 
     def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        return len(self.model.tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"])
 
     def _encode(self, texts: list[str], *, normalize: bool):
         import torch
