@@ -11,9 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL stores no NUL character, in text or in JSON: refuse it here, not with a 500 later.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+NonEmptyText = Annotated[str, StringConstraints(min_length=1), NoNul]
 
 
 class InputError(Exception):
@@ -47,7 +56,7 @@ class GenerationParams(_Strict):
 
 class Message(_Strict):
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=1_000_000)
+    content: Annotated[str, NoNul] = Field(max_length=1_000_000)
 
 
 class ChatInput(GenerationParams):

@@ -21,6 +21,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop
+from inference.backends.text_stream import storable
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class OpenAICompatibleBackend(Backend):
                             complete = True
                             break
                         complete = complete or _finish_reason(chunk) is not None
-                        text = _chunk_text(chunk, chat)
+                        text = storable(_chunk_text(chunk, chat))
                         if text:
                             produced = True
                             yield text

@@ -87,6 +87,18 @@ def test_a_wrong_key_fails_the_job_with_upstream_auth_failed(celery_worker, owne
     assert len(openai_server.requests) == 1, "a refused key is not retried"
 
 
+@pytest.mark.worker
+def test_a_nul_character_from_a_model_is_stored_as_a_replacement_character(celery_worker, owner, openai_server):
+    openai_server.words = ["bad", "\u0000", "byte"]
+    _register("remote-nul", "chat", _config(openai_server))
+
+    job = finished(job_submit(user=owner, model="remote-nul", input=chat("hi")))
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert job.output_text == "bad\ufffdbyte"
+    assert "".join(_deltas(job)) == job.output_text
+
+
 # The backend on its own against the server: error mapping, retries, timeouts.
 
 

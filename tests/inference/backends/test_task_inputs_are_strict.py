@@ -48,6 +48,11 @@ def models(db):
         ("cls-m", {"input": "hi", "labels": "a,b"}, "invalid_type", "labels"),
         ("cls-m", {"input": "hi", "labels": ["a", "b"], "multi_label": 1}, "invalid_type", "multi_label"),
         ("cls-m", {"input": "hi", "labels": ["a", "b"], "threshold": 0.5}, "unknown_field", "threshold"),
+        ("chat-m", {"messages": [{"role": "user", "content": "a\u0000b"}]}, "invalid_value", "messages.0.content"),
+        ("text-m", {"prompt": "a\u0000"}, "invalid_value", "prompt"),
+        ("text-m", {"prompt": "hi", "stop": ["\u0000"]}, "invalid_value", "stop.0"),
+        ("embed-m", {"input": ["fine", "nul\u0000"]}, "invalid_value", "input.1"),
+        ("cls-m", {"input": "hi", "labels": ["a", "b\u0000"]}, "invalid_value", "labels.1"),
     ],
 )
 def test_malformed_input_is_refused_with_its_field_path_and_no_job(owner, models, model, payload, code, param):
