@@ -54,7 +54,7 @@ def _lifecycle(queues: list[str]) -> None:
             connection.close()  # loading takes seconds; do not hold a connection meanwhile
             loaded_models.warm(models)
             slugs = ", ".join(model.slug for model in models) or "no models"
-            logger.info("warmed %s; CPU models get %d threads in this process", slugs, cpu_threads())
+            logger.info("warmed %s; CPU threads per model in this process: %d", slugs, cpu_threads())
     except Exception:
         logger.exception("warming models failed; they will load on their first job")
     finally:

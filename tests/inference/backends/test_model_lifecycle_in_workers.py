@@ -135,7 +135,7 @@ def test_the_worker_shares_the_cores_among_its_processes(worker_on, db):
     worker = worker_on(queue, concurrency=2)
 
     wait_for(lambda: worker.log().count("warmed threads") == 2, timeout=60, what="both processes to warm")
-    threads = {int(found) for found in re.findall(r"CPU models get (\d+) threads", worker.log())}
+    threads = {int(found) for found in re.findall(r"CPU threads per model in this process: (\d+)", worker.log())}
     assert threads == {max(1, os.cpu_count() // 2)}
 
 
@@ -146,4 +146,4 @@ def test_an_operator_can_set_the_threads(worker_on, db):
     worker = worker_on(queue, MODEL_CPU_THREADS="3")
 
     wait_for(lambda: "warmed threads" in worker.log(), timeout=60, what="the warm-up")
-    assert "CPU models get 3 threads" in worker.log()
+    assert "CPU threads per model in this process: 3" in worker.log()
