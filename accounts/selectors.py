@@ -15,7 +15,8 @@ def api_keys_for_user(*, user: User) -> QuerySet[ApiKey]:
 def api_key_get_for_user(*, user: User, key_id: int | str) -> ApiKey:
     """The user's key `key_id`, or NotFound whether it is missing or someone else's."""
     key = str(key_id)
-    api_key = api_keys_for_user(user=user).filter(pk=int(key)).first() if key.isdigit() and len(key) < 19 else None
+    well_formed = key.isascii() and key.isdigit() and len(key) < 19
+    api_key = api_keys_for_user(user=user).filter(pk=int(key)).first() if well_formed else None
     if api_key is None:
         raise NotFound("No such API key.", code="api_key_not_found")
     return api_key

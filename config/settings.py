@@ -238,7 +238,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "OAS_VERSION": "3.1.0",  # the OpenAI-compatible shapes are pydantic models: JSON Schema 2020-12
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "inference.api.schema.document_event_stream",
+    ],  # the OpenAI-compatible shapes are pydantic models: JSON Schema 2020-12
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "inference.models.JobStatus",
         "TaskEnum": "inference.models.Task",

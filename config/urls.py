@@ -16,5 +16,5 @@ urlpatterns = [
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
     # Last: anything else under the APIs is a JSON 404, never an HTML page.
-    re_path(r"^(?:api|v1)(?:/.*)?$", unknown_url),
+    re_path(r"^(?:api|v1)(?:/[\s\S]*)?$", unknown_url),
 ]

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from inference.api.pagination import page
 from inference.api.schema import errors
+from inference.api.serializers import query_data
 from inference.selectors import job_get_for_user
 from webhooks.models import DeliveryStatus, SigningSecret, WebhookDelivery, WebhookEvent
 from webhooks.selectors import deliveries_for_user, delivery_get_for_user
@@ -65,7 +66,7 @@ class DeliveryFilters(serializers.Serializer):
     job = serializers.UUIDField(required=False, help_text="Only deliveries of this job.")
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
-    cursor = serializers.CharField(required=False, max_length=1000)
+    cursor = serializers.CharField(required=False, max_length=1000, trim_whitespace=False)
 
 
 def _iso(value) -> str | None:
@@ -146,7 +147,7 @@ class DeliveryListView(APIView):
         tags=["webhooks"],
     )
     def get(self, request: Request) -> Response:
-        filters = DeliveryFilters(data=request.query_params)
+        filters = DeliveryFilters(data=query_data(request))
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
         deliveries = deliveries_for_user(user=request.user)

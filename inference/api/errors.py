@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -76,6 +77,10 @@ def exception_handler(exc, context):
         return djinn_error_response(exc)
     if isinstance(exc, Http404):
         return Response(error_body(404, "not_found", "Not found."), status=404)
+    if isinstance(exc, DataError):  # a value the database cannot hold (NUL in a URL, a number out of range)
+        return Response(
+            error_body(400, "invalid_value", "A value in the request cannot be stored or searched."), status=400
+        )
     if isinstance(exc, RequestDataTooBig):  # Django's own check, when a body was read through request.body
         message = f"The request body is larger than {settings.API_MAX_REQUEST_BYTES} bytes."
         return Response(error_body(413, "request_too_large", message), status=413)

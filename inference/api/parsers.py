@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 
 from django.conf import settings
 from rest_framework import parsers
@@ -34,10 +35,35 @@ class JSONParser(parsers.JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = codecs.decode(raw, encoding)
-            return json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from None
+        _refuse_unstorable_text(data)
+        return data
 
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_unstorable_text(value) -> None:
+    """NUL and unpaired surrogates are valid JSON escapes but no database stores them: refuse them here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                raise InvalidText("Text must not contain NUL characters or unpaired surrogates (\\u0000, \\ud800).")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class InvalidText(DjinnError):
+    status = 400
+    code = "invalid_text"

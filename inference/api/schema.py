@@ -48,3 +48,42 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "`Authorization: Bearer djn_...`: an API key (POST /api/v1/keys).",
         }
+
+
+_EVENTS_PATH = "/api/v1/jobs/{job_id}/events"
+
+
+def _error_ref(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOutput"}}},
+    }
+
+
+def document_event_stream(result, generator, request, public):
+    """Add the SSE endpoint (a plain async view, which DRF's generator does not see) to the schema."""
+    result["paths"][_EVENTS_PATH] = {
+        "get": {
+            "operationId": "jobs_events",
+            "summary": "Follow a job's events (Server-Sent Events)",
+            "description": "Each event is `id: <seq>`, `event: <type>`, `data: {seq, type, attempt, data}`, ending "
+            "with `done`. Resume with `?after=N` or the `Last-Event-ID` header.",
+            "tags": ["jobs"],
+            "parameters": [
+                {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "The event stream.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "400": _error_ref(_DESCRIPTIONS[400]),
+                "401": _error_ref(_DESCRIPTIONS[401]),
+                "404": _error_ref(_DESCRIPTIONS[404]),
+            },
+            "security": [{"ApiKey": []}, {"cookieAuth": []}],
+        }
+    }
+    return result

@@ -26,10 +26,28 @@ class StrictSerializer(serializers.Serializer):
 class StrictCharField(serializers.CharField):
     """A string, and only a string: 5 is not "5"."""
 
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)  # so max_length counts what was sent
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+def query_data(request, *, repeatable: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Query parameters for a serializer: a repeated parameter stays a list, so a field that takes
+    one value refuses it instead of silently keeping the last; `repeatable` ones may also be comma-separated.
+    """
+    data: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        if key in repeatable:
+            data[key] = [part for value in values for part in value.split(",")]
+        else:
+            data[key] = values[0] if len(values) == 1 else values
+    return data
 
 
 # ------------------------------------------------------------------------------
@@ -54,7 +72,9 @@ class ErrorOutput(serializers.Serializer):
 
 
 class WebhookInput(StrictSerializer):
-    url = serializers.URLField(max_length=2000, help_text="Called with a signed POST (Standard Webhooks).")
+    url = serializers.URLField(
+        max_length=2000, trim_whitespace=False, help_text="Called with a signed POST (Standard Webhooks)."
+    )
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.choices),
         min_length=1,
@@ -77,9 +97,13 @@ class JobListFilters(serializers.Serializer):
     model = serializers.SlugField(required=False, help_text="Only jobs of this model.")
     created_after = serializers.DateTimeField(required=False, help_text="Only jobs created at or after this time.")
     created_before = serializers.DateTimeField(required=False, help_text="Only jobs created before this time.")
-    q = serializers.CharField(required=False, max_length=200, help_text="Text to find in the job's input.")
+    q = serializers.CharField(
+        required=False, max_length=200, trim_whitespace=False, help_text="Text to find in the job's input."
+    )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
-    cursor = serializers.CharField(required=False, max_length=1000, help_text="`next_cursor` of the previous page.")
+    cursor = serializers.CharField(
+        required=False, max_length=1000, trim_whitespace=False, help_text="`next_cursor` of the previous page."
+    )
 
 
 class JobOutputText(serializers.Serializer):

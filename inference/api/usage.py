@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference.api.schema import errors
+from inference.api.serializers import query_data
 from inference.usage import usage_for_user
 
 
@@ -63,6 +64,6 @@ class UsageView(APIView):
         tags=["usage"],
     )
     def get(self, request: Request) -> Response:
-        query = UsageQuery(data=request.query_params)
+        query = UsageQuery(data=query_data(request))
         query.is_valid(raise_exception=True)
         return Response(usage_for_user(user=request.user, days=query.validated_data["days"]))

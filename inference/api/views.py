@@ -16,7 +16,14 @@ from rest_framework.views import APIView
 from inference.api.asyncview import AsyncAPIView, run_db
 from inference.api.pagination import page
 from inference.api.schema import IDEMPOTENCY_KEY, RETRY_AFTER, WRITE, errors
-from inference.api.serializers import JobCreateInput, JobListFilters, JobListOutput, JobOutput, job_representation
+from inference.api.serializers import (
+    JobCreateInput,
+    JobListFilters,
+    JobListOutput,
+    JobOutput,
+    job_representation,
+    query_data,
+)
 from inference.api.waiting import job_wait_finished, preferred_wait
 from inference.models import JobClient
 from inference.selectors import job_get_for_user, jobs_for_user
@@ -91,7 +98,7 @@ class JobListCreateView(AsyncAPIView):
         return await run_db(self._list, request)
 
     def _list(self, request: Request) -> Response:
-        filters = JobListFilters(data=_query_dict(request))
+        filters = JobListFilters(data=query_data(request, repeatable=("status",)))
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
         jobs = jobs_for_user(user=request.user)
@@ -114,15 +121,6 @@ class JobListCreateView(AsyncAPIView):
                 "next_cursor": result["next_cursor"],
             }
         )
-
-
-def _query_dict(request: Request) -> dict:
-    """Query parameters as the filters expect: `status` may repeat or be comma-separated."""
-    data = {key: request.query_params.get(key) for key in request.query_params}
-    statuses = [part for value in request.query_params.getlist("status") for part in value.split(",") if part]
-    if statuses:
-        data["status"] = statuses
-    return data
 
 
 class JobDetailView(APIView):
