@@ -238,11 +238,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The OpenAI-compatible shapes are pydantic models, whose JSON Schema (2020-12) needs OpenAPI 3.1.
     "OAS_VERSION": "3.1.0",
+    # The SSE endpoint is a plain async view: a hook documents it.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "inference.api.schema.document_event_stream",
-    ],  # the OpenAI-compatible shapes are pydantic models: JSON Schema 2020-12
+    ],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "inference.models.JobStatus",
         "TaskEnum": "inference.models.Task",
