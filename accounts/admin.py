@@ -1,12 +1,21 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, Plan, User
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    pass
+    list_display = (*BaseUserAdmin.list_display, "plan")
+    list_filter = (*BaseUserAdmin.list_filter, "plan")
+    list_select_related = ("plan",)
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Quotas", {"fields": ("plan",)}))
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("name", "concurrent_jobs", "requests_per_minute", "tokens_per_day", "updated_at")
+    search_fields = ("name",)
 
 
 @admin.register(ApiKey)

@@ -3,8 +3,43 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 
 
+class Plan(models.Model):
+    """Limits an operator assigns to users. An empty limit means no limit.
+
+    Users without a plan get the default from settings (QUOTA_DEFAULT_*).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    concurrent_jobs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Jobs queued or running at once; empty for no limit."
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Job requests (REST and OpenAI-compatible) per rolling minute."
+    )
+    tokens_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Prompt and completion tokens per UTC day, counting running jobs' max_tokens."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class User(AbstractUser):
     """Djinn's user: a custom model from the first migration, so it can grow."""
+
+    plan = models.ForeignKey(
+        Plan,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="users",
+        help_text="Empty: the default plan from settings.",
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

@@ -7,6 +7,7 @@ them all. A malformed value stops the process with a message naming it
 
 from __future__ import annotations
 
+import ipaddress
 import warnings
 from pathlib import Path
 
@@ -53,9 +54,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: no CDN
     "channels",
     "accounts",
     "inference",
+    "webhooks",
     "ops",
 ]
 
@@ -220,15 +224,97 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["inference.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "inference.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+# ------------------------------------------------------------------------------
+# The integrators' API: bodies, waiting, the OpenAI-compatible facade, OpenAPI
+# ------------------------------------------------------------------------------
+# A body larger than this is refused with 413 before it is parsed.
+# https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
+API_MAX_REQUEST_BYTES = env.int("API_MAX_REQUEST_BYTES", 1024 * 1024, min_value=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_REQUEST_BYTES
+# `Prefer: wait=N` on job creation waits at most this long for the job to finish.
+API_PREFER_WAIT_MAX_SECONDS = env.int("API_PREFER_WAIT_MAX_SECONDS", 60, min_value=0, max_value=600)
+# Async API views run their database work on this many threads per process (one connection each).
+API_DB_THREADS = env.int("API_DB_THREADS", 8, min_value=1, max_value=64)
+# An OpenAI-style call waits this long for its job before canceling it and answering 504.
+OPENAI_COMPAT_TIMEOUT_SECONDS = env.int("OPENAI_COMPAT_TIMEOUT_SECONDS", 600, min_value=1)
+
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Djinn API",
+    "DESCRIPTION": "Jobs, models, API keys, usage and webhooks; plus an OpenAI-compatible API under /v1/.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # The OpenAI-compatible shapes are pydantic models, whose JSON Schema (2020-12) needs OpenAPI 3.1.
+    "OAS_VERSION": "3.1.0",
+    # The SSE endpoint is a plain async view: a hook documents it.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "inference.api.schema.document_event_stream",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "inference.models.JobStatus",
+        "TaskEnum": "inference.models.Task",
+        "DeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+        "WebhookEventEnum": "webhooks.models.WebhookEvent",
+        "JobObjectEnum": ["job"],
+        "ListObjectEnum": ["list"],
+        "ModelObjectEnum": ["model"],
+        "UsageObjectEnum": ["usage"],
+        "ApiKeyObjectEnum": ["api_key"],
+        "SigningSecretObjectEnum": ["webhook_signing_secret"],
+        "DeliveryObjectEnum": ["webhook_delivery"],
+    },
+}
+
+# ------------------------------------------------------------------------------
+# Quotas: the plan a user has when an operator assigned none (0 = no limit)
+# ------------------------------------------------------------------------------
+QUOTA_DEFAULT_CONCURRENT_JOBS = env.int("QUOTA_DEFAULT_CONCURRENT_JOBS", 16, min_value=0)
+QUOTA_DEFAULT_REQUESTS_PER_MINUTE = env.int("QUOTA_DEFAULT_REQUESTS_PER_MINUTE", 600, min_value=0)
+QUOTA_DEFAULT_TOKENS_PER_DAY = env.int("QUOTA_DEFAULT_TOKENS_PER_DAY", 0, min_value=0)
+
+# ------------------------------------------------------------------------------
+# Webhooks
+# https://www.standardwebhooks.com/ (signatures, headers, retries)
+# ------------------------------------------------------------------------------
+# Webhook URLs resolving to private, loopback or link-local addresses are refused
+# unless their host name or address is listed here (names, IPs or CIDRs).
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", [])
+for _entry in WEBHOOK_ALLOWED_HOSTS:
+    if "/" in _entry or (_entry[0].isdigit() and _entry.replace(".", "").replace(":", "").isalnum()):
+        try:
+            ipaddress.ip_network(_entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_HOSTS: {_entry!r} is not a valid address or CIDR.") from None
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", 10.0, min_value=0.1, max_value=60)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", 6, min_value=1, max_value=20)
+# Attempt n waits WEBHOOK_RETRY_BASE_SECONDS * 4**(n-2) after attempt n-1 (5 s, 20 s, 80 s, ...).
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", 5.0, min_value=0.01)
+WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", "default")
 
 # ------------------------------------------------------------------------------
 # Models: nothing is ever fetched from a hub
 # ------------------------------------------------------------------------------
 HF_HUB_OFFLINE = True
+# Each worker process loads the enabled models of its queues when it starts (inference/warmup.py),
+# so the first job does not wait for a load; false loads each model on its first job instead.
+MODEL_WARMUP = env.bool("MODEL_WARMUP", True)
+# How often an idle worker process releases models an operator disabled, edited or deleted (0: only
+# when their next job arrives).
+MODEL_RELEASE_CHECK_SECONDS = env.float("MODEL_RELEASE_CHECK_SECONDS", 30.0, min_value=0)
+# CPU threads each worker process gives a model that names none (llama.cpp, torch); 0: the cores
+# divided among the worker's processes, so `-c 2` on 2 cores runs two 1-thread models, not 4 threads.
+MODEL_CPU_THREADS = env.int("MODEL_CPU_THREADS", 0, min_value=0, max_value=512)
 
 # ------------------------------------------------------------------------------
 # Security (production)

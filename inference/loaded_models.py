@@ -1,7 +1,9 @@
 """Backends loaded in this worker process, one per registered model.
 
-A model is loaded once and kept; an operator's edit (a newer `updated_at`)
-or disabling it releases the old instance.
+A model is loaded once and kept. An operator's edit (a newer `updated_at`)
+replaces it on its next job; disabling or deleting it releases it, either
+when its next job arrives (and fails with `model_disabled`) or, while the
+process is idle, at the next `release_stale()` (see inference/warmup.py).
 """
 
 from __future__ import annotations
@@ -19,48 +21,97 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class _Loaded:
+    slug: str
     version: datetime
     backend: Backend
 
 
 _loaded: dict[int, _Loaded] = {}
+# `_lock` guards the dictionaries and the busy count; each model also has its
+# own load lock, so a slow load (seconds for a torch model) blocks only jobs of
+# that model, not every job of the process.
 _lock = threading.Lock()
+_load_locks: dict[int, threading.Lock] = {}
+_jobs_running = 0
 
 
 def backend_for(model: AIModel) -> Backend:
-    """The loaded backend for `model`; BackendError(model_unavailable) if it cannot load."""
+    """The loaded backend for `model`; BackendError `model_unavailable` if it cannot load,
+    `model_disabled` if an operator turned it off."""
+    if not model.enabled:
+        release(model.pk)
+        raise BackendError("model_disabled", f"The model {model.slug!r} was disabled by an operator.")
     with _lock:
+        load_lock = _load_locks.setdefault(model.pk, threading.Lock())
+    with load_lock:
         entry = _loaded.get(model.pk)
         if entry is not None and entry.version == model.updated_at:
             return entry.backend
-        release(model.pk, locked=True)
+        release(model.pk)
         try:
             backend = build_backend(model.backend, model.config)
             backend.load()
-        except BackendError:
-            raise
+        except BackendError as exc:
+            logger.error("model %s failed to load: %s", model.slug, exc.message)
+            raise BackendError("model_unavailable", f"The model {model.slug!r} could not be loaded: {exc.message}")
         except Exception as exc:
             logger.exception("model %s failed to load", model.slug)
             raise BackendError("model_unavailable", f"The model {model.slug!r} could not be loaded: {exc}") from exc
-        _loaded[model.pk] = _Loaded(version=model.updated_at, backend=backend)
+        with _lock:
+            _loaded[model.pk] = _Loaded(slug=model.slug, version=model.updated_at, backend=backend)
+        logger.info("model %s loaded (%s)", model.slug, model.backend)
         return backend
 
 
-def release(model_id: int, *, locked: bool = False) -> None:
+def release(model_id: int) -> None:
     """Forget a model and free what it holds."""
-    if not locked:
-        with _lock:
-            return release(model_id, locked=True)
-    entry = _loaded.pop(model_id, None)
+    with _lock:
+        entry = _loaded.pop(model_id, None)
     if entry is not None:
         try:
             entry.backend.close()
         except Exception:
-            logger.warning("closing model %s failed", model_id, exc_info=True)
+            logger.warning("closing model %s failed", entry.slug, exc_info=True)
+        logger.info("model %s released", entry.slug)
 
 
 def loaded_model_ids() -> list[int]:
-    return list(_loaded)
+    with _lock:
+        return list(_loaded)
+
+
+def job_started() -> None:
+    """A job began in this process: until it ends, idle releases wait."""
+    global _jobs_running
+    with _lock:
+        _jobs_running += 1
+
+
+def job_ended() -> None:
+    global _jobs_running
+    with _lock:
+        _jobs_running = max(0, _jobs_running - 1)
+
+
+def release_stale() -> list[int]:
+    """Release loaded models an operator disabled, edited or deleted; only while no job runs here,
+    so a backend is never closed under a generation. Returns the ids released."""
+    ids = loaded_model_ids()
+    if not ids:
+        return []
+    current = dict(AIModel.objects.filter(pk__in=ids, enabled=True).values_list("pk", "updated_at"))
+    with _lock:
+        if _jobs_running:
+            return []
+        stale = [pk for pk, entry in _loaded.items() if current.get(pk) != entry.version]
+        entries = [_loaded.pop(pk) for pk in stale]
+    for entry in entries:
+        try:
+            entry.backend.close()
+        except Exception:
+            logger.warning("closing model %s failed", entry.slug, exc_info=True)
+        logger.info("model %s released: disabled, edited or deleted", entry.slug)
+    return stale
 
 
 def warm(models: list[AIModel]) -> None:

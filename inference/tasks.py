@@ -4,6 +4,7 @@ from celery import shared_task
 
 from inference.services.execution import job_execute
 from inference.services.jobs import jobs_reap
+from inference.warmup import start_lifecycle  # noqa: F401  (connects the model warm-up and release signals)
 from inference.workers import workers_online  # noqa: F401  (connects the presence signals in workers)
 
 

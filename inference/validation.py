@@ -11,9 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL stores no NUL character, in text or in JSON: refuse it here, not with a 500 later.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+NonEmptyText = Annotated[str, StringConstraints(min_length=1), NoNul]
 
 
 class InputError(Exception):
@@ -47,7 +56,7 @@ class GenerationParams(_Strict):
 
 class Message(_Strict):
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=1_000_000)
+    content: Annotated[str, NoNul] = Field(max_length=1_000_000)
 
 
 class ChatInput(GenerationParams):
@@ -108,7 +117,11 @@ _CODES = {
 
 
 def _first_error(exc: ValidationError) -> InputError:
-    error = exc.errors()[0]
+    errors = exc.errors()
+    # A union field (text or list of texts) reports one error per member; the telling one is from
+    # the member whose type matched (a list that is empty, not "should be a string"), and the deepest.
+    same_field = [error for error in errors if error["loc"][:1] == errors[0]["loc"][:1]]
+    error = min(same_field, key=lambda error: (error["type"].endswith("_type"), -len(error["loc"])))
     # Union members add their type name to the location; keep only real fields.
     path = [str(part) for part in error["loc"] if not (isinstance(part, str) and part.endswith("]"))]
     path = [part for part in path if part not in {"str", "list[str]", "constrained-str", "list[constrained-str]"}]

@@ -98,3 +98,9 @@ def outsider_key(outsider):
     from accounts.services import api_key_create
 
     return api_key_create(user=outsider, name="tests").plaintext
+
+
+@pytest.fixture(scope="session")
+def live_server_url(daphne_server) -> str:
+    """The base URL of the real daphne serving the platform for this session."""
+    return daphne_server.url

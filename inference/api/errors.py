@@ -1,8 +1,16 @@
-"""One error shape for the whole API: {"error": {"type", "code", "message", "param"}}."""
+"""One error shape for the whole API: {"error": {"type", "code", "message", "param"}}.
+
+The same shape answers on /api/ and on the OpenAI-compatible /v1/ (it is
+OpenAI's own), so the official SDKs raise their usual error classes.
+"""
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -30,6 +38,7 @@ _DRF_CODES = {
     exceptions.PermissionDenied: "permission_denied",
     exceptions.MethodNotAllowed: "method_not_allowed",
     exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.NotAcceptable: "not_acceptable",
     exceptions.Throttled: "rate_limited",
 }
 
@@ -55,11 +64,26 @@ def _first_field_error(detail, path: tuple[str, ...] = ()) -> tuple[str | None, 
     return param, getattr(detail, "code", "invalid"), str(detail)
 
 
+def djinn_error_response(exc: DjinnError) -> Response:
+    response = Response(error_body(exc.status, exc.code, exc.message, exc.param), status=exc.status)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DjinnError):
-        return Response(error_body(exc.status, exc.code, exc.message, exc.param), status=exc.status)
+        return djinn_error_response(exc)
     if isinstance(exc, Http404):
         return Response(error_body(404, "not_found", "Not found."), status=404)
+    if isinstance(exc, DataError):  # a value the database cannot hold (NUL in a URL, a number out of range)
+        return Response(
+            error_body(400, "invalid_value", "A value in the request cannot be stored or searched."), status=400
+        )
+    if isinstance(exc, RequestDataTooBig):  # Django's own check, when a body was read through request.body
+        message = f"The request body is larger than {settings.API_MAX_REQUEST_BYTES} bytes."
+        return Response(error_body(413, "request_too_large", message), status=413)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -72,3 +96,9 @@ def exception_handler(exc, context):
         code = exc.detail.code
     response.data = error_body(response.status_code, code, str(exc.detail))
     return response
+
+
+@csrf_exempt
+def unknown_url(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """Any path under /api/ or /v1/ that names nothing: a JSON 404, never an HTML page."""
+    return JsonResponse(error_body(404, "unknown_url", f"Nothing is served at {request.path}."), status=404)

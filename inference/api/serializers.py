@@ -1,4 +1,4 @@
-"""Shapes of jobs on the wire."""
+"""Shapes of the API on the wire: small input serializers, and the output shapes they document."""
 
 from __future__ import annotations
 
@@ -7,19 +7,159 @@ from typing import Any
 from django.urls import reverse
 from rest_framework import serializers
 
-from inference.models import Job
+from inference.models import Job, JobClient, JobStatus, Task
+from webhooks.models import WebhookEvent
 
 
-class JobCreateInput(serializers.Serializer):
-    model = serializers.CharField(max_length=100)
-    input = serializers.JSONField()
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know (400 `unknown_field`), at every level."""
 
-    def validate(self, attrs):
-        unknown = set(self.initial_data) - set(self.fields)
-        if unknown:
-            name = sorted(unknown)[0]
-            raise serializers.ValidationError({name: serializers.ErrorDetail("Unknown field.", code="unknown_field")})
-        return attrs
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                detail = serializers.ErrorDetail("Unknown field.", code="unknown_field")
+                raise serializers.ValidationError({unknown[0]: [detail]})
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: 5 is not "5"."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)  # so max_length counts what was sent
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def query_data(request, *, repeatable: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Query parameters for a serializer: a repeated parameter stays a list, so a field that takes
+    one value refuses it instead of silently keeping the last; `repeatable` ones may also be comma-separated.
+    """
+    data: dict[str, Any] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        if key in repeatable:
+            data[key] = [part for value in values for part in value.split(",")]
+        else:
+            data[key] = values[0] if len(values) == 1 else values
+    return data
+
+
+# ------------------------------------------------------------------------------
+# Errors
+# ------------------------------------------------------------------------------
+
+
+class ErrorDetailOutput(serializers.Serializer):
+    type = serializers.CharField(help_text="A broad class: invalid_request_error, rate_limit_error, ...")
+    code = serializers.CharField(help_text="A stable code to branch on, e.g. `invalid_cursor`.")
+    message = serializers.CharField(help_text="What went wrong, for a person.")
+    param = serializers.CharField(allow_null=True, help_text="The field or header at fault, if one is.")
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorDetailOutput()
+
+
+# ------------------------------------------------------------------------------
+# Jobs
+# ------------------------------------------------------------------------------
+
+
+class WebhookInput(StrictSerializer):
+    url = serializers.URLField(
+        max_length=2000, trim_whitespace=False, help_text="Called with a signed POST (Standard Webhooks)."
+    )
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WebhookEvent.choices),
+        min_length=1,
+        max_length=3,
+        default=[WebhookEvent.COMPLETED],
+        help_text="Which events to send: start, output, completed.",
+    )
+
+
+class JobCreateInput(StrictSerializer):
+    model = StrictCharField(max_length=100, help_text="A model's slug (see GET /api/v1/models).")
+    input = serializers.DictField(help_text="The task's input; its JSON Schema is on GET /api/v1/models/{slug}.")
+    webhook = WebhookInput(required=False)
+
+
+class JobListFilters(serializers.Serializer):
+    status = serializers.MultipleChoiceField(
+        choices=JobStatus.choices, required=False, help_text="Only jobs in these statuses (repeat or comma-separate)."
+    )
+    model = serializers.SlugField(required=False, help_text="Only jobs of this model.")
+    created_after = serializers.DateTimeField(required=False, help_text="Only jobs created at or after this time.")
+    created_before = serializers.DateTimeField(required=False, help_text="Only jobs created before this time.")
+    q = serializers.CharField(
+        required=False, max_length=200, trim_whitespace=False, help_text="Text to find in the job's input."
+    )
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
+    cursor = serializers.CharField(
+        required=False, max_length=1000, trim_whitespace=False, help_text="`next_cursor` of the previous page."
+    )
+
+
+class JobOutputText(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True)
+    data = serializers.JSONField(allow_null=True, help_text="Structured output: embeddings or classifications.")
+
+
+class JobErrorOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField(allow_blank=True)
+
+
+class UsageOutput(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+
+
+class JobTimingsOutput(serializers.Serializer):
+    queue_wait_ms = serializers.IntegerField(allow_null=True)
+    time_to_first_token_ms = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+
+
+class JobUrlsOutput(serializers.Serializer):
+    self = serializers.CharField()
+    events = serializers.CharField(help_text="Server-Sent Events; resume with ?after=N or Last-Event-ID.")
+    websocket = serializers.CharField()
+    cancel = serializers.CharField()
+
+
+class JobOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    object = serializers.ChoiceField(choices=["job"])
+    model = serializers.CharField()
+    task = serializers.ChoiceField(choices=Task.choices)
+    client = serializers.ChoiceField(choices=JobClient.choices)
+    status = serializers.ChoiceField(choices=JobStatus.choices)
+    attempt = serializers.IntegerField()
+    input = serializers.DictField()
+    output = JobOutputText(allow_null=True, help_text="Set once the job finished.")
+    error = JobErrorOutput(allow_null=True)
+    usage = UsageOutput()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    first_token_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    timings = JobTimingsOutput()
+    urls = JobUrlsOutput()
+
+
+class JobListOutput(serializers.Serializer):
+    object = serializers.ChoiceField(choices=["list"])
+    data = JobOutput(many=True)
+    has_more = serializers.BooleanField()
+    next_cursor = serializers.CharField(allow_null=True)
 
 
 def _ms(start, end) -> int | None:

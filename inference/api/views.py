@@ -1,39 +1,149 @@
-"""The jobs API. Views parse, call one service or selector, and shape the answer."""
+"""The jobs API. Views parse, call one service or selector, and shape the answer.
+
+Creating a job is async (it may wait, with `Prefer: wait=N`); reading and
+canceling are plain DRF views.
+"""
 
 from __future__ import annotations
 
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inference.api.serializers import JobCreateInput, job_representation
+from inference.api.asyncview import AsyncAPIView, run_db
+from inference.api.pagination import page
+from inference.api.schema import IDEMPOTENCY_KEY, RETRY_AFTER, WRITE, errors
+from inference.api.serializers import (
+    JobCreateInput,
+    JobListFilters,
+    JobListOutput,
+    JobOutput,
+    job_representation,
+    query_data,
+)
+from inference.api.waiting import job_wait_finished, preferred_wait
 from inference.models import JobClient
-from inference.selectors import job_get_for_user
-from inference.services.jobs import job_cancel, job_submit
+from inference.selectors import job_get_for_user, jobs_for_user
+from inference.services.admission import job_create
+from inference.services.jobs import job_cancel
+from webhooks.services import WebhookRequest
+
+PREFER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    description="`wait=N`: answer when the job ends, if it ends within N seconds (at most 60).",
+    pattern=r"^wait=\d{1,2}$",
+)
+PREFERENCE_APPLIED = OpenApiParameter(
+    "Preference-Applied", str, OpenApiParameter.HEADER, response=[200, 202], description="`wait=N` when it waited."
+)
+RETRY_AFTER_HEADER = OpenApiParameter(
+    "Retry-After", int, OpenApiParameter.HEADER, response=[429], description=RETRY_AFTER[429]
+)
 
 
-class JobListCreateView(APIView):
-    def post(self, request: Request) -> Response:
+def _submit(user, payload: dict, idempotency_key: str | None):
+    hook = payload.get("webhook")
+    webhook = WebhookRequest(url=hook["url"], events=tuple(hook["events"])) if hook else None
+    job = job_create(
+        user=user,
+        model=payload["model"],
+        input=payload["input"],
+        client=JobClient.REST,
+        idempotency_key=idempotency_key,
+        webhook=webhook,
+    )
+    return job
+
+
+class JobListCreateView(AsyncAPIView):
+    @extend_schema(
+        operation_id="jobs_create",
+        summary="Submit a job",
+        request=JobCreateInput,
+        parameters=[IDEMPOTENCY_KEY, PREFER, PREFERENCE_APPLIED, RETRY_AFTER_HEADER],
+        responses={
+            202: OpenApiResponse(JobOutput, description="Queued; follow it at urls.events or urls.websocket."),
+            200: OpenApiResponse(JobOutput, description="Finished within the `Prefer: wait=N` it asked for."),
+            **errors(*WRITE, 404, 409, 422, 429),
+        },
+        tags=["jobs"],
+    )
+    async def post(self, request: Request) -> Response:
         payload = JobCreateInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        job = job_submit(
-            user=request.user,
-            model=payload.validated_data["model"],
-            input=payload.validated_data["input"],
-            client=JobClient.REST,
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
+        key = request.headers.get("Idempotency-Key") or None
+        job = await run_db(_submit, request.user, payload.validated_data, key)
+        wait = preferred_wait(request.headers.get("Prefer"))
+        headers = {}
+        if wait is not None:
+            headers["Preference-Applied"] = f"wait={wait}"
+            if not job.is_finished and await job_wait_finished(job_id=job.id, timeout=wait):
+                job = await run_db(job_get_for_user, user=request.user, job_id=job.id)
+        code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
+        return Response(job_representation(job, request), status=code, headers=headers)
+
+    @extend_schema(
+        operation_id="jobs_list",
+        summary="List your jobs, newest first",
+        parameters=[JobListFilters],
+        responses={200: JobListOutput, **errors(400, 401, 403)},
+        tags=["jobs"],
+    )
+    async def get(self, request: Request) -> Response:
+        return await run_db(self._list, request)
+
+    def _list(self, request: Request) -> Response:
+        filters = JobListFilters(data=query_data(request, repeatable=("status",)))
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
+        jobs = jobs_for_user(user=request.user)
+        if params.get("status"):
+            jobs = jobs.filter(status__in=params["status"])
+        if params.get("model"):
+            jobs = jobs.filter(model__slug=params["model"])
+        if params.get("created_after"):
+            jobs = jobs.filter(created_at__gte=params["created_after"])
+        if params.get("created_before"):
+            jobs = jobs.filter(created_at__lt=params["created_before"])
+        if params.get("q"):
+            jobs = jobs.filter(Q(input__icontains=params["q"]))
+        result = page(jobs, cursor=params.get("cursor"), limit=params["limit"], scope="jobs")
+        return Response(
+            {
+                "object": "list",
+                "data": [job_representation(job, request) for job in result["rows"]],
+                "has_more": result["has_more"],
+                "next_cursor": result["next_cursor"],
+            }
         )
-        return Response(job_representation(job, request), status=status.HTTP_202_ACCEPTED)
 
 
 class JobDetailView(APIView):
+    @extend_schema(
+        operation_id="jobs_retrieve",
+        summary="Get a job",
+        responses={200: JobOutput, **errors(401, 403, 404)},
+        tags=["jobs"],
+    )
     def get(self, request: Request, job_id: str) -> Response:
         job = job_get_for_user(user=request.user, job_id=job_id)
         return Response(job_representation(job, request))
 
 
 class JobCancelView(APIView):
+    @extend_schema(
+        operation_id="jobs_cancel",
+        summary="Cancel a job",
+        description="A queued job is canceled at once, a running one between two chunks; a finished one is unchanged.",
+        request=None,
+        responses={202: JobOutput, **errors(401, 403, 404)},
+        tags=["jobs"],
+    )
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=job_get_for_user(user=request.user, job_id=job_id))
         return Response(job_representation(job, request), status=status.HTTP_202_ACCEPTED)

@@ -8,8 +8,21 @@ from pydantic import ValidationError
 
 from inference.backends.base import Backend, BackendConfigError, BackendError
 from inference.backends.echo import EchoBackend
+from inference.backends.llamacpp import LlamaCppBackend
+from inference.backends.openai_compatible import OpenAICompatibleBackend
+from inference.backends.sentence_transformers import SentenceTransformersBackend
+from inference.backends.transformers_causal import TransformersBackend
 
-BACKENDS: dict[str, type[Backend]] = {backend.key: backend for backend in (EchoBackend,)}
+BACKENDS: dict[str, type[Backend]] = {
+    backend.key: backend
+    for backend in (
+        EchoBackend,
+        LlamaCppBackend,
+        SentenceTransformersBackend,
+        TransformersBackend,
+        OpenAICompatibleBackend,
+    )
+}
 
 __all__ = ["BACKENDS", "Backend", "BackendConfigError", "BackendError", "build_backend", "validate_backend_config"]
 

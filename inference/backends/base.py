@@ -6,12 +6,27 @@ validated input, and yields text (one token per item) or returns vectors.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 ShouldStop = Callable[[], bool]
+
+# Threads a CPU-bound backend may use in this process; set by the worker from its pool size so
+# that N processes on N cores do not each start N threads. None: every core.
+_cpu_threads: int | None = None
+
+
+def set_cpu_threads(count: int | None) -> None:
+    global _cpu_threads
+    _cpu_threads = count
+
+
+def cpu_threads() -> int:
+    """Threads for a backend whose config names none."""
+    return _cpu_threads or os.cpu_count() or 1
 
 
 class BackendError(Exception):

@@ -21,6 +21,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop
+from inference.backends.text_stream import storable
 
 logger = logging.getLogger(__name__)
 
@@ -137,11 +138,19 @@ class OpenAICompatibleBackend(Backend):
                     if response.status_code >= 400:
                         response.read()
                         raise _status_error(response)
+                    complete = False
                     for chunk in _sse_events(response, should_stop):
-                        text = _chunk_text(chunk, chat)
+                        if chunk is None:
+                            complete = True
+                            break
+                        complete = complete or _finish_reason(chunk) is not None
+                        text = storable(_chunk_text(chunk, chat))
                         if text:
                             produced = True
                             yield text
+                    if not complete and not should_stop():
+                        message = "The model server closed the stream before the answer was complete."
+                        raise _Retryable(BackendError("upstream_unavailable", message), None)
                     return
             except _Retryable as exc:
                 if produced or last_try or should_stop():
@@ -243,8 +252,8 @@ def _transport_error(exc: httpx.TransportError) -> BackendError:
     return BackendError("upstream_unavailable", f"Could not reach the model server ({exc.__class__.__name__}).")
 
 
-def _sse_events(response: httpx.Response, should_stop: ShouldStop) -> Iterator[dict[str, Any]]:
-    """The JSON payloads of a server-sent event stream, as they arrive, until [DONE]."""
+def _sse_events(response: httpx.Response, should_stop: ShouldStop) -> Iterator[dict[str, Any] | None]:
+    """The JSON payloads of a server-sent event stream, as they arrive; None for the closing [DONE]."""
     data: list[str] = []
     for line in response.iter_lines():
         if should_stop():
@@ -256,10 +265,12 @@ def _sse_events(response: httpx.Response, should_stop: ShouldStop) -> Iterator[d
             continue  # comments, `event:`/`id:` fields, keep-alives
         payload, data = "\n".join(data), []
         if payload.strip() == "[DONE]":
+            yield None
             return
         yield _event_json(payload)
-    if data and "\n".join(data).strip() != "[DONE]":
-        yield _event_json("\n".join(data))
+    if data:  # the last event may lack its blank line
+        payload = "\n".join(data)
+        yield None if payload.strip() == "[DONE]" else _event_json(payload)
 
 
 def _event_json(payload: str) -> dict[str, Any]:
@@ -274,6 +285,11 @@ def _event_json(payload: str) -> dict[str, Any]:
         message = error.get("message") if isinstance(error, dict) else error
         raise BackendError("upstream_error", f"The model server failed mid-stream: {str(message)[:300]}")
     return event
+
+
+def _finish_reason(chunk: dict[str, Any]) -> str | None:
+    choices = chunk.get("choices") or []
+    return choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
 
 
 def _chunk_text(chunk: dict[str, Any], chat: bool) -> str:

@@ -11,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 
+def storable(text: str) -> str:
+    """Text a model produced, safe to store: PostgreSQL holds no NUL character, and a small or
+    broken model can emit one; it becomes U+FFFD, as undecodable bytes do."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def stop_list(stop: str | list[str] | None) -> list[str]:
     """A job's `stop` parameter as a list."""
     if stop is None:
@@ -54,18 +60,19 @@ class StopSequences:
 
 
 def apply_stops(pieces: Iterable[str], stops: Iterable[str]) -> Iterator[str]:
-    """Yield one item per piece (a token's text) until a stop sequence, which is not shown.
+    """Yield one item per piece (a token's text, made storable) until a stop sequence, which is not shown.
 
     Items lag one piece behind, so that text held back at the very end still
     rides on the last token instead of adding an item.
     """
     sequences = StopSequences(stops)
     if not sequences.stops:
-        yield from pieces
+        for piece in pieces:
+            yield storable(piece)
         return
     previous: str | None = None
     for piece in pieces:
-        text = sequences.feed(piece)
+        text = sequences.feed(storable(piece))
         if previous is not None:
             yield previous
         if sequences.stopped:

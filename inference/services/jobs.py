@@ -30,6 +30,7 @@ from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.queueing import enqueue_job
 from inference.selectors import ai_model_get_runnable
 from inference.validation import GENERATION_TASKS, InputError, ModelLimits, validate_job_input
+from webhooks.services import webhooks_on_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
         return None
     job = Job.objects.select_related("model").get(id=job_id)
     _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
+    webhooks_on_job_event(job.id, "start")
     return job
 
 
@@ -350,3 +352,4 @@ def _announce_end(job_id, owner_id, attempt, status, usage: Usage, output_json, 
     if output_json is not None:
         data["output"] = output_json
     _announce(job_id, owner_id, attempt, "done", data)
+    webhooks_on_job_event(job_id, "completed")

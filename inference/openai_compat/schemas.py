@@ -1,0 +1,195 @@
+"""OpenAI's request and response shapes, as much of them as Djinn serves.
+
+Requests are checked strictly: a field OpenAI defines but Djinn cannot honour
+(n > 1, logprobs, tools...) is refused with 400 rather than silently ignored;
+penalties and `user`, `metadata`, `store` are accepted and have no effect.
+These models also document the facade in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from inference.errors import DjinnError
+
+Text = Annotated[str, StringConstraints(max_length=1_000_000)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Stop = (
+    Annotated[str, StringConstraints(min_length=1)]
+    | Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(max_length=4)]
+)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TextPart(_Request):
+    type: Literal["text"]
+    text: Text
+
+
+class ChatMessage(_Request):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: Text | list[TextPart]
+    name: str | None = None
+
+
+class StreamOptions(_Request):
+    include_usage: bool | None = None
+
+
+class ResponseFormat(_Request):
+    type: Literal["text"]
+
+
+class _Generation(_Request):
+    model: ModelName
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    n: Literal[1] | None = Field(None, description="Only 1 is supported.")
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    stop: Stop | None = None
+    max_tokens: int | None = Field(None, ge=1, le=131_072)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    presence_penalty: float | None = Field(None, ge=-2, le=2, description="Accepted; has no effect.")
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, description="Accepted; has no effect.")
+    logit_bias: Annotated[dict[str, int], Field(max_length=0)] | None = Field(None, description="Only empty.")
+    user: str | None = Field(None, max_length=256, description="Accepted; has no effect.")
+
+
+class ChatCompletionRequest(_Generation):
+    messages: list[ChatMessage] = Field(min_length=1, max_length=512)
+    max_completion_tokens: int | None = Field(None, ge=1, le=131_072)
+    logprobs: Literal[False] | None = None
+    response_format: ResponseFormat | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+
+
+class CompletionRequest(_Generation):
+    prompt: (
+        Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+        | Annotated[
+            list[Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]],
+            Field(min_length=1, max_length=1),
+        ]
+    )
+    echo: Literal[False] | None = None
+    best_of: Literal[1] | None = None
+    logprobs: None = None
+    suffix: None = None
+
+
+class EmbeddingRequest(_Request):
+    model: ModelName
+    input: (
+        Annotated[str, StringConstraints(min_length=1)]
+        | Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1, max_length=256)]
+    )
+    encoding_format: Literal["float", "base64"] | None = None
+    user: str | None = Field(None, max_length=256)
+
+
+# ------------------------------------------------------------------------------
+# Responses (documentation; the views build plain dicts of these shapes)
+# ------------------------------------------------------------------------------
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+    refusal: None = None
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="Floats, or base64 of little-endian float32 with base64.")
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelCardList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+# ------------------------------------------------------------------------------
+# Parsing
+# ------------------------------------------------------------------------------
+
+_CODES = {"missing": "required", "extra_forbidden": "unknown_field", "literal_error": "unsupported_value"}
+
+
+def parse(schema: type[_Request], data: Any) -> Any:
+    """`data` as a `schema`, or a 400 naming the first field at fault, the way OpenAI answers."""
+    if not isinstance(data, dict):
+        raise DjinnError("The body must be a JSON object.", code="invalid_type")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = [str(part) for part in error["loc"] if not str(part).startswith(("str", "list[", "constrained"))]
+        param = ".".join(path) or None
+        code = _CODES.get(error["type"], "invalid_type" if error["type"].endswith("_type") else "invalid_value")
+        message = error["msg"].removeprefix("Value error, ")
+        raise DjinnError(f"{param}: {message}" if param else message, code=code, param=param) from None

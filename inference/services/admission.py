@@ -1,0 +1,131 @@
+"""Admitting a job an API caller asked for: within the caller's plan, with its webhook.
+
+The REST API and the OpenAI-compatible facade submit through `job_create`.
+The request rate is counted in Redis (accounts/quotas.py); concurrency and
+tokens per day are checked under a lock on the user's row, in the same
+transaction that inserts the job, so parallel requests are admitted one at a
+time and can never overshoot. A refused job rolls back and is never queued.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import BigIntegerField, Count, Q, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.quotas import Limits, limits_for_user, request_rate_acquire
+from inference.errors import DjinnError
+from inference.models import AIModel, Job, JobClient, JobStatus
+from inference.services.jobs import job_submit
+from webhooks.services import WebhookRequest, job_webhook_attach, webhook_check
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+CONCURRENCY_RETRY_AFTER_SECONDS = 1
+
+
+class QuotaExceeded(DjinnError):
+    """A plan limit was reached; `retry_after` says when trying again can work."""
+
+    status = 429
+    code = "rate_limited"
+    type = "rate_limit_error"
+
+    def __init__(self, message: str, *, code: str, retry_after: float):
+        super().__init__(message, code=code)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+def day_start(moment: datetime | None = None) -> datetime:
+    """Midnight UTC of the day of `moment`: token quotas count per UTC day."""
+    moment = (moment or timezone.now()).astimezone(UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def tokens_counted_today(*, user: User) -> tuple[int, int]:
+    """(tokens spent by today's finished jobs, tokens reserved by active jobs' max_tokens)."""
+    max_tokens = Cast(KeyTextTransform("max_tokens", "input"), BigIntegerField())
+    totals = Job.objects.filter(Q(created_at__gte=day_start()) | Q(status__in=ACTIVE_STATUSES), owner=user).aggregate(
+        spent=Coalesce(Sum("prompt_tokens", filter=~Q(status__in=ACTIVE_STATUSES)), 0)
+        + Coalesce(Sum("completion_tokens", filter=~Q(status__in=ACTIVE_STATUSES)), 0),
+        reserved=Coalesce(Sum(max_tokens, filter=Q(status__in=ACTIVE_STATUSES)), 0),
+    )
+    return int(totals["spent"]), int(totals["reserved"])
+
+
+def active_jobs_count(*, user: User) -> int:
+    return Job.objects.filter(owner=user, status__in=ACTIVE_STATUSES).aggregate(n=Count("id"))["n"]
+
+
+def _check_rate(user: User, limits: Limits) -> None:
+    if limits.requests_per_minute is None:
+        return
+    wait = request_rate_acquire(user_id=user.pk, limit=limits.requests_per_minute)
+    if wait is not None:
+        raise QuotaExceeded(
+            f"Your plan allows {limits.requests_per_minute} job requests per minute.",
+            code="rate_limited",
+            retry_after=wait,
+        )
+
+
+def _check_concurrency(user: User, limits: Limits) -> None:
+    if limits.concurrent_jobs is None:
+        return
+    if active_jobs_count(user=user) >= limits.concurrent_jobs:
+        raise QuotaExceeded(
+            f"Your plan allows {limits.concurrent_jobs} jobs queued or running at once.",
+            code="concurrency_limit",
+            retry_after=CONCURRENCY_RETRY_AFTER_SECONDS,
+        )
+
+
+def _check_tokens(user: User, limits: Limits, job: Job) -> None:
+    if limits.tokens_per_day is None:
+        return
+    spent, reserved = tokens_counted_today(user=user)  # `reserved` includes the job just inserted
+    if spent + reserved > limits.tokens_per_day:
+        tomorrow = day_start() + timedelta(days=1)
+        raise QuotaExceeded(
+            f"Your plan allows {limits.tokens_per_day} tokens per day; {spent} are spent and "
+            f"{reserved} are reserved by running jobs (their max_tokens).",
+            code="token_quota_exceeded",
+            retry_after=(tomorrow - timezone.now()).total_seconds(),
+        )
+
+
+def job_create(
+    *,
+    user: User,
+    model: AIModel | str,
+    input: Any,
+    client: str = JobClient.REST,
+    idempotency_key: str | None = None,
+    webhook: WebhookRequest | None = None,
+) -> Job:
+    """Submit a job for an API caller, or raise QuotaExceeded, InvalidInput, Conflict...
+
+    A request repeating an earlier Idempotency-Key returns that job (409 if
+    the request differs) without counting against concurrency or tokens.
+    """
+    if webhook is not None:
+        webhook_check(webhook=webhook)
+    limits = limits_for_user(user=user)
+    _check_rate(user, limits)
+    with transaction.atomic():
+        # Admissions of one user queue here, one at a time.
+        User.objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        replay = bool(idempotency_key) and Job.objects.filter(owner=user, idempotency_key=idempotency_key).exists()
+        if not replay:
+            _check_concurrency(user, limits)
+        job = job_submit(user=user, model=model, input=input, client=client, idempotency_key=idempotency_key)
+        if not replay:
+            _check_tokens(user, limits, job)
+        job_webhook_attach(job=job, webhook=webhook, created=not replay)
+    return job

@@ -1,0 +1,126 @@
+"""One error shape everywhere, and never a 500 for bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference.models import Job
+from tests.inference.api.helpers import CHAT, api, assert_error
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post_raw(client, path: str, content: bytes, content_type: str = "application/json"):
+    return client.post(path, content=content, headers={"Content-Type": content_type})
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/v1/chat/completions", "/api/v1/keys"])
+def test_malformed_json_is_a_400(live_server_url, owner_key, path):
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, path, b'{"model": "echo", "input": ')
+    assert_error(response, 400, "malformed_json")
+
+
+def test_nan_is_not_json(live_server_url, owner_key, echo_model):
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, "/api/v1/jobs", b'{"model": "echo", "input": {"temperature": NaN}}')
+    assert_error(response, 400, "malformed_json")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        ({"model": 5, "input": CHAT}, "invalid", "model"),
+        ({"model": "echo", "input": "hello"}, "not_a_dict", "input"),
+        ({"model": "echo"}, "required", "input"),
+        ({"model": "echo", "input": CHAT, "colour": "blue"}, "unknown_field", "colour"),
+        ({"model": "echo", "input": CHAT, "webhook": {"url": "not a url"}}, "invalid", "webhook.url"),
+        (
+            {"model": "echo", "input": CHAT, "webhook": {"url": "https://example.com", "x": 1}},
+            "unknown_field",
+            "webhook.x",
+        ),
+        (
+            {"model": "echo", "input": CHAT, "webhook": {"url": "https://example.com", "events": ["x"]}},
+            "invalid_choice",
+            "webhook.events.0",
+        ),
+    ],
+)
+def test_wrong_types_and_unknown_fields_are_400s_naming_the_field(
+    live_server_url, owner_key, echo_model, body, code, param
+):
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json=body)
+    assert_error(response, 400, code, param)
+    assert not Job.objects.exists()
+
+
+def test_a_json_array_body_is_a_400(live_server_url, owner_key):
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json=[1, 2])
+    assert_error(response, 400, "invalid")
+
+
+def test_invalid_model_input_is_a_422_naming_the_field(live_server_url, owner_key, echo_model):
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": "echo", "input": {"messages": [{"role": "robot"}]}})
+    assert_error(response, 422, "invalid_choice", "messages.0.role")
+
+
+def test_an_unknown_model_is_a_404(live_server_url, owner_key, echo_model):
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": "nope", "input": CHAT})
+    assert_error(response, 404, "model_not_found", "model")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/v1/chat/completions", "/v1/embeddings"])
+def test_an_oversized_body_is_a_413(live_server_url, owner_key, settings, path):
+    too_big = b'{"model": "echo", "input": {"x": "' + b"x" * (settings.API_MAX_REQUEST_BYTES + 10) + b'"}}'
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, path, too_big)
+    assert_error(response, 413, "request_too_large")
+
+
+def test_input_over_the_models_limit_is_a_413(live_server_url, owner_key, echo_model):
+    huge = {"messages": [{"role": "user", "content": "x" * (echo_model.max_input_chars + 1)}]}
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": "echo", "input": huge})
+    assert_error(response, 413, "input_too_large")
+
+
+def test_a_body_that_is_not_json_is_a_415(live_server_url, owner_key):
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, "/api/v1/jobs", b"model=echo", "application/x-www-form-urlencoded")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing-here", "/api/v2/jobs", "/api/v1/jobs/", "/v1/nothing", "/v1", "/api"]
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_unknown_urls_under_the_apis_are_json_404s(live_server_url, owner_key, path, method):
+    with api(live_server_url, owner_key) as client:
+        response = client.request(method, path)
+    assert_error(response, 404, "unknown_url")
+
+
+def test_a_wrong_method_is_a_405(live_server_url, owner_key):
+    with api(live_server_url, owner_key) as client:
+        response = client.put("/api/v1/jobs", json={})
+    assert_error(response, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/api/v1/keys", "/api/v1/usage", "/api/v1/models", "/v1/models"])
+def test_no_key_is_a_401_with_a_bearer_challenge(live_server_url, path):
+    with api(live_server_url) as client:
+        response = client.get(path)
+    assert_error(response, 401, "not_authenticated")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer djn_abc_def", "Bearer nonsense", "Basic dXNlcjpwdw=="])
+def test_a_bad_key_is_a_401(live_server_url, header):
+    with api(live_server_url) as client:
+        response = client.get("/api/v1/jobs", headers={"Authorization": header})
+    assert_error(response, 401, "invalid_api_key")

@@ -1,0 +1,149 @@
+"""The jobs API over HTTP against a real daphne: submit, wait, read, cancel, list."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inference.api.waiting import preferred_wait
+from inference.models import AIModel, Job, JobClient, JobStatus
+from inference.services.jobs import job_submit
+from tests.inference.api.helpers import CHAT, api, assert_error
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def idle_model(db):
+    """A chat model on a queue no worker listens to: its jobs stay queued."""
+    return AIModel.objects.create(
+        slug="idle", display_name="Idle", task="chat", backend="echo", queue="nobody-listens", max_output_tokens=50
+    )
+
+
+def test_it_accepts_a_job_with_202_and_the_urls_to_follow_it(live_server_url, owner_key, owner, idle_model):
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": "idle", "input": CHAT})
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    job = Job.objects.get(id=body["id"])
+    assert (job.owner, job.client, job.status) == (owner, JobClient.REST, JobStatus.QUEUED)
+    assert body["status"] == "queued"
+    assert body["urls"]["self"] == f"{live_server_url}/api/v1/jobs/{job.id}"
+    assert body["urls"]["events"] == f"{live_server_url}/api/v1/jobs/{job.id}/events"
+    assert body["urls"]["cancel"] == f"{live_server_url}/api/v1/jobs/{job.id}/cancel"
+    assert body["urls"]["websocket"].endswith(f"/ws/jobs/{job.id}/")
+
+
+def test_prefer_wait_answers_with_the_finished_job(live_server_url, owner_key, celery_worker, echo_model):
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": "echo", "input": CHAT}, headers={"Prefer": "wait=20"})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["Preference-Applied"] == "wait=20"
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert body["output"]["text"] == "hello there general kenobi"
+    assert body["usage"]["completion_tokens"] == 4
+
+
+def test_prefer_wait_gives_up_after_n_seconds_with_the_queued_job(live_server_url, owner_key, idle_model):
+    started = time.monotonic()
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": "idle", "input": CHAT}, headers={"Prefer": "wait=1"})
+
+    assert response.status_code == 202
+    assert response.headers["Preference-Applied"] == "wait=1"
+    assert response.json()["status"] == "queued"
+    assert 0.9 < time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("wait=5", 5), ("respond-async, wait=10", 10), ("wait=999", 60), ("handling=lenient", None), ("wait=x", None)],
+)
+def test_prefer_wait_is_read_per_rfc_7240_and_capped(header, seconds, settings):
+    settings.API_PREFER_WAIT_MAX_SECONDS = 60
+    assert preferred_wait(header) == seconds
+
+
+def test_it_shows_and_cancels_the_owners_job(live_server_url, owner_key, owner, idle_model):
+    job = job_submit(user=owner, model="idle", input=CHAT)
+    with api(live_server_url, owner_key) as client:
+        shown = client.get(f"/api/v1/jobs/{job.id}")
+        canceled = client.post(f"/api/v1/jobs/{job.id}/cancel")
+
+    assert shown.status_code == 200
+    assert shown.json()["id"] == str(job.id)
+    assert canceled.status_code == 202
+    assert canceled.json()["status"] == "canceled"
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELED
+
+
+def test_another_users_job_is_a_404_everywhere(live_server_url, owner, outsider_key, idle_model):
+    job = job_submit(user=owner, model="idle", input=CHAT)
+    with api(live_server_url, outsider_key) as client:
+        shown = client.get(f"/api/v1/jobs/{job.id}")
+        canceled = client.post(f"/api/v1/jobs/{job.id}/cancel")
+        listed = client.get("/api/v1/jobs")
+        missing = client.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000")
+
+    assert_error(shown, 404, "job_not_found")
+    assert_error(canceled, 404, "job_not_found")
+    assert shown.json() == missing.json()
+    assert listed.json()["data"] == []
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+
+
+def test_it_lists_jobs_newest_first_in_pages_with_an_opaque_cursor(live_server_url, owner_key, owner, idle_model):
+    jobs = [job_submit(user=owner, model="idle", input=CHAT) for _ in range(5)]
+    expected = [str(job.id) for job in reversed(jobs)]
+
+    seen, cursor = [], None
+    with api(live_server_url, owner_key) as client:
+        for _ in range(3):
+            params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            body = client.get("/api/v1/jobs", params=params).json()
+            seen += [job["id"] for job in body["data"]]
+            cursor = body["next_cursor"]
+            if not body["has_more"]:
+                break
+
+    assert seen == expected
+    assert cursor is None
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJ0IjoiMjAyNi0wMS0wMSJ9", "a" * 500])
+def test_a_bad_cursor_is_a_400_with_a_stable_code(live_server_url, owner_key, cursor):
+    with api(live_server_url, owner_key) as client:
+        response = client.get("/api/v1/jobs", params={"cursor": cursor})
+    assert_error(response, 400, "invalid_cursor", "cursor")
+
+
+def test_it_filters_jobs_by_status_model_time_and_text(live_server_url, owner_key, owner, idle_model, echo_model):
+    apples = job_submit(user=owner, model="idle", input={"messages": [{"role": "user", "content": "green apples"}]})
+    pears = job_submit(user=owner, model="echo", input={"messages": [{"role": "user", "content": "ripe pears"}]})
+    Job.objects.filter(id=pears.id).update(status=JobStatus.CANCELED)
+
+    def ids(**params) -> set[str]:
+        with api(live_server_url, owner_key) as client:
+            response = client.get("/api/v1/jobs", params=params)
+        assert response.status_code == 200, response.text
+        return {job["id"] for job in response.json()["data"]}
+
+    assert ids(status="queued") == {str(apples.id)}
+    assert ids(status="queued,canceled") == {str(apples.id), str(pears.id)}
+    assert ids(model="echo") == {str(pears.id)}
+    assert ids(q="APPLES") == {str(apples.id)}
+    assert ids(created_after=pears.created_at.isoformat()) == {str(pears.id)}
+    assert ids(created_before=pears.created_at.isoformat()) == {str(apples.id)}
+
+
+def test_an_unknown_status_filter_is_a_400(live_server_url, owner_key):
+    with api(live_server_url, owner_key) as client:
+        response = client.get("/api/v1/jobs", params={"status": "sleeping"})
+    assert_error(response, 400, "invalid_choice", "status")

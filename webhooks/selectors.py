@@ -1,0 +1,28 @@
+"""Reads of webhook deliveries: a delivery of someone else's is the same 404 as a missing one."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+from inference.errors import NotFound
+from webhooks.models import WebhookDelivery
+
+
+def deliveries_for_user(*, user: User) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(owner=user)
+
+
+def delivery_get_for_user(*, user: User, delivery_id: str) -> WebhookDelivery:
+    """The user's delivery, or NotFound whether it is missing or someone else's."""
+    raw = str(delivery_id).removeprefix("msg_")
+    try:
+        key = uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("No such webhook delivery.", code="webhook_delivery_not_found") from None
+    delivery = deliveries_for_user(user=user).prefetch_related("attempt_log").filter(id=key).first()
+    if delivery is None:
+        raise NotFound("No such webhook delivery.", code="webhook_delivery_not_found")
+    return delivery

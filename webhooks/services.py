@@ -1,0 +1,230 @@
+"""Webhook services: subscribe a job, turn its transitions into deliveries, deliver them.
+
+`webhooks_on_job_event` is the one hook the job lifecycle calls (at start and
+at every end); it never raises into it. Deliveries go out from a Celery task,
+signed per Standard Webhooks, retried with exponential backoff, and every
+attempt is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from inference.errors import Conflict
+from inference.models import Job
+from webhooks.addresses import WebhookUrlRefused, webhook_target
+from webhooks.models import DeliveryStatus, JobWebhook, SigningSecret, WebhookAttempt, WebhookDelivery, WebhookEvent
+from webhooks.signing import signature, signing_secret_generate
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "webhooks.tasks.deliver_webhook"
+EVENT_TYPES = {
+    WebhookEvent.START: "job.started",
+    WebhookEvent.OUTPUT: "job.output",
+    WebhookEvent.COMPLETED: "job.completed",
+}
+EXCERPT_CHARS = 1000
+USER_AGENT = "Djinn-Webhooks/1"
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What a job submission asked for: a URL and the events to send to it."""
+
+    url: str
+    events: tuple[str, ...] = (WebhookEvent.COMPLETED,)
+
+
+# ------------------------------------------------------------------------------
+# Secrets
+# ------------------------------------------------------------------------------
+
+
+def signing_secret_get(*, user: User) -> SigningSecret:
+    """The user's signing secret, made on first use."""
+    secret = SigningSecret.objects.filter(user=user).first()
+    if secret is not None:
+        return secret
+    try:
+        with transaction.atomic():
+            return SigningSecret.objects.create(user=user, secret=signing_secret_generate())
+    except IntegrityError:  # made by a parallel request
+        return SigningSecret.objects.get(user=user)
+
+
+def signing_secret_rotate(*, user: User) -> SigningSecret:
+    """Replace the user's secret; deliveries from now on are signed with the new one."""
+    secret = signing_secret_get(user=user)
+    secret.secret = signing_secret_generate()
+    secret.save(update_fields=["secret", "rotated_at"])
+    return secret
+
+
+# ------------------------------------------------------------------------------
+# Subscribing a job
+# ------------------------------------------------------------------------------
+
+
+def webhook_check(*, webhook: WebhookRequest) -> None:
+    """Refuse a URL that points at this machine or a private network (unless allow-listed)."""
+    webhook_target(webhook.url)
+
+
+def job_webhook_attach(*, job: Job, webhook: WebhookRequest | None, created: bool) -> None:
+    """Attach `webhook` to a job just made; for a replayed job, insist it asked for the same one."""
+    events = sorted(set(webhook.events)) if webhook else []
+    if created:
+        if webhook is not None:
+            JobWebhook.objects.create(job=job, url=webhook.url, events=events)
+        return
+    existing = JobWebhook.objects.filter(job=job).first()
+    asked = (webhook.url, events) if webhook else None
+    had = (existing.url, existing.events) if existing else None
+    if asked != had:
+        raise Conflict(
+            "This Idempotency-Key was used with a different request.",
+            code="idempotency_key_reused",
+            param="Idempotency-Key",
+        )
+
+
+# ------------------------------------------------------------------------------
+# From job transitions to deliveries
+# ------------------------------------------------------------------------------
+
+
+def webhooks_on_job_event(job_id: Any, event: str) -> None:
+    """Queue the deliveries a job's webhook asks for at `event` ("start" or "completed").
+
+    Called by the job lifecycle; a failure here is logged, never raised.
+    """
+    try:
+        _on_job_event(job_id, event)
+    except Exception:
+        logger.warning("could not queue the %s webhook of job %s", event, job_id, exc_info=True)
+
+
+def _on_job_event(job_id: Any, event: str) -> None:
+    hook = JobWebhook.objects.select_related("job__model").filter(job_id=job_id).first()
+    if hook is None:
+        return
+    job = hook.job
+    wanted = []
+    if event == WebhookEvent.START and WebhookEvent.START in hook.events:
+        wanted.append(WebhookEvent.START)
+    if event == WebhookEvent.COMPLETED:
+        has_output = bool(job.output_text) or job.output_json is not None
+        if WebhookEvent.OUTPUT in hook.events and has_output:
+            wanted.append(WebhookEvent.OUTPUT)
+        if WebhookEvent.COMPLETED in hook.events:
+            wanted.append(WebhookEvent.COMPLETED)
+    for kind in wanted:
+        _delivery_create(hook, job, kind)
+
+
+def _payload(job: Job, kind: str) -> dict[str, Any]:
+    from inference.api.serializers import job_representation  # the same job shape the API shows
+
+    return {"type": EVENT_TYPES[kind], "timestamp": timezone.now().isoformat(), "data": job_representation(job)}
+
+
+def _delivery_create(hook: JobWebhook, job: Job, kind: str) -> None:
+    with transaction.atomic():
+        delivery, created = WebhookDelivery.objects.get_or_create(
+            job=job, event=kind, defaults={"owner_id": job.owner_id, "url": hook.url, "payload": _payload(job, kind)}
+        )
+        if created:
+            transaction.on_commit(lambda: _enqueue(delivery.id))
+
+
+def _enqueue(delivery_id: Any, countdown: float = 0) -> None:
+    from config.celery import app
+
+    app.send_task(DELIVER_TASK, args=[str(delivery_id)], queue=settings.WEBHOOK_QUEUE, countdown=countdown or None)
+
+
+# ------------------------------------------------------------------------------
+# Delivering
+# ------------------------------------------------------------------------------
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based): base, 4x base, 16x base..."""
+    return settings.WEBHOOK_RETRY_BASE_SECONDS * 4 ** (attempt - 1)
+
+
+def webhook_deliver(*, delivery_id: Any) -> str | None:
+    """Make the next attempt of a pending delivery; schedules the one after when it fails."""
+    delivery = WebhookDelivery.objects.filter(id=delivery_id, status=DeliveryStatus.PENDING).first()
+    if delivery is None:
+        return None
+    number = delivery.attempts + 1
+    # Claim this attempt: a duplicated task message must not send it twice.
+    if not WebhookDelivery.objects.filter(id=delivery.id, attempts=delivery.attempts).update(attempts=number):
+        return None
+    started = timezone.now()
+    clock = time.monotonic()
+    status_code, error, excerpt, retryable = _send(delivery)
+    WebhookAttempt.objects.create(
+        delivery=delivery,
+        number=number,
+        started_at=started,
+        duration_ms=round((time.monotonic() - clock) * 1000),
+        status_code=status_code,
+        error=error[:500],
+        response_excerpt=excerpt,
+    )
+    fields: dict[str, Any] = {"last_status_code": status_code, "last_error": error[:500], "next_attempt_at": None}
+    if status_code is not None and 200 <= status_code < 300:
+        fields.update(status=DeliveryStatus.SUCCEEDED, delivered_at=timezone.now())
+    elif not retryable or number >= settings.WEBHOOK_MAX_ATTEMPTS:
+        fields.update(status=DeliveryStatus.FAILED)
+    else:
+        delay = retry_delay(number)
+        fields.update(next_attempt_at=timezone.now() + timedelta(seconds=delay))
+    WebhookDelivery.objects.filter(id=delivery.id).update(**fields)
+    if fields["next_attempt_at"] is not None:
+        _enqueue(delivery.id, countdown=delay)
+    return fields.get("status", DeliveryStatus.PENDING)
+
+
+def _send(delivery: WebhookDelivery) -> tuple[int | None, str, str, bool]:
+    """POST the payload once: (status code, error, response excerpt, worth retrying)."""
+    try:
+        target = webhook_target(delivery.url)
+    except WebhookUrlRefused as exc:
+        return None, f"{exc.code}: {exc.message}", "", exc.code == "webhook_url_unresolvable"
+    secret = signing_secret_get(user=delivery.owner).secret
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = int(time.time())
+    headers = {
+        "Host": target.host_header,
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": delivery.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature(secret=secret, message_id=delivery.message_id, timestamp=timestamp, body=body),
+    }
+    try:
+        with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
+            response = client.post(
+                target.connect_url, content=body, headers=headers, extensions={"sni_hostname": target.host}
+            )
+    except httpx.HTTPError as exc:
+        return None, f"{exc.__class__.__name__}: {exc}"[:500], "", True
+    excerpt = response.text[:EXCERPT_CHARS]
+    if 200 <= response.status_code < 300:
+        return response.status_code, "", excerpt, False
+    return response.status_code, f"the receiver answered {response.status_code}", excerpt, True
