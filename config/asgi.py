@@ -5,6 +5,7 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DATABASE_POOL", "true")  # see DATABASE_POOL in config/settings.py
 django_asgi_app = get_asgi_application()  # before importing consumers: it sets Django up
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -113,10 +113,13 @@ LOGIN_URL = "admin:login"
 # ------------------------------------------------------------------------------
 DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{BASE_DIR / '.run' / 'djinn.sqlite3'}")}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Under daphne every request runs in a thread of its own, so per-thread persistent
-    # connections never get reused: a process-wide pool saves a connect per request.
-    # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+# Under daphne every request runs in a thread of its own, so per-thread persistent
+# connections are never reused: a process-wide pool saves a connect per request.
+# config/asgi.py turns it on; Celery's prefork children keep plain persistent
+# connections, since a pool does not survive the fork.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+DATABASE_POOL = env.bool("DATABASE_POOL", False)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL:
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": 1,
