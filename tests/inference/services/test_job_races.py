@@ -13,6 +13,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CHAT = {"messages": [{"role": "user", "content": "race"}]}
 
 
+@pytest.fixture
+def echo_model(echo_model):
+    # On a queue no worker consumes: the only contenders are the threads below.
+    echo_model.queue = "unstaffed"
+    echo_model.save()
+    return echo_model
+
+
 def _together(*calls):
     barrier = threading.Barrier(len(calls))
     results = [None] * len(calls)
