@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inference.api.asyncview import AsyncAPIView, run_db
+from inference.api.asyncview import AsyncAPIView, authenticates_itself, run_db
 from inference.api.pagination import page
 from inference.api.schema import IDEMPOTENCY_KEY, RETRY_AFTER, WRITE, errors
 from inference.api.serializers import (
@@ -46,18 +46,20 @@ RETRY_AFTER_HEADER = OpenApiParameter(
 )
 
 
-def _submit(user, payload: dict, idempotency_key: str | None):
+def _submit(request: Request):
+    payload = JobCreateInput(data=request.data)
+    payload.is_valid(raise_exception=True)
+    payload = payload.validated_data
     hook = payload.get("webhook")
     webhook = WebhookRequest(url=hook["url"], events=tuple(hook["events"])) if hook else None
-    job = job_create(
-        user=user,
+    return job_create(
+        user=request.user,
         model=payload["model"],
         input=payload["input"],
         client=JobClient.REST,
-        idempotency_key=idempotency_key,
+        idempotency_key=request.headers.get("Idempotency-Key") or None,
         webhook=webhook,
     )
-    return job
 
 
 class JobListCreateView(AsyncAPIView):
@@ -73,11 +75,9 @@ class JobListCreateView(AsyncAPIView):
         },
         tags=["jobs"],
     )
+    @authenticates_itself
     async def post(self, request: Request) -> Response:
-        payload = JobCreateInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        key = request.headers.get("Idempotency-Key") or None
-        job = await run_db(_submit, request.user, payload.validated_data, key)
+        job = await self.run_db_authenticated(_submit, request)
         wait = preferred_wait(request.headers.get("Prefer"))
         headers = {}
         if wait is not None:

@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from inference.api.asyncview import AsyncAPIView, run_db
+from inference.api.asyncview import AsyncAPIView, authenticates_itself, run_db
 from inference.api.errors import error_body
 from inference.api.schema import IDEMPOTENCY_KEY, WRITE, errors
 from inference.api.waiting import job_wait_finished
@@ -104,10 +104,9 @@ class _GenerationView(AsyncAPIView):
     def answer(self, job: Job, body) -> dict[str, Any]:
         raise NotImplementedError
 
+    @authenticates_itself
     async def post(self, request: Request) -> Response | StreamingHttpResponse:
-        body = parse(self.request_model, request.data)
-        key = request.headers.get("Idempotency-Key") or None
-        job = await run_db(_submit, request.user, body.model, self.task, self.job_input(body), key)
+        body, job = await self.run_db_authenticated(self._submit, request)
         if getattr(body, "stream", False):
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             response = StreamingHttpResponse(self._stream(job, include_usage), content_type="text/event-stream")
@@ -120,6 +119,11 @@ class _GenerationView(AsyncAPIView):
         if problem is not None:
             raise problem
         return Response(self.answer(job, body), headers={JOB_HEADER: str(job.id)})
+
+    def _submit(self, request: Request) -> tuple[Any, Job]:
+        body = parse(self.request_model, request.data)
+        key = request.headers.get("Idempotency-Key") or None
+        return body, _submit(request.user, body.model, self.task, self.job_input(body), key)
 
     async def _wait(self, job: Job) -> Job:
         try:
@@ -202,6 +206,7 @@ class ChatCompletionsView(_GenerationView):
     def answer(self, job, body):
         return translate.chat_completion(job)
 
+    @authenticates_itself
     @_generation_schema("Create a chat completion", ChatCompletionRequest, ChatCompletion, "openai_chat_completions")
     async def post(self, request: Request):
         return await super().post(request)
@@ -218,6 +223,7 @@ class CompletionsView(_GenerationView):
     def answer(self, job, body):
         return translate.text_completion(job)
 
+    @authenticates_itself
     @_generation_schema("Create a completion", CompletionRequest, Completion, "openai_completions")
     async def post(self, request: Request):
         return await super().post(request)
@@ -234,6 +240,7 @@ class EmbeddingsView(_GenerationView):
     def answer(self, job, body):
         return translate.embedding_list(job, body.encoding_format)
 
+    @authenticates_itself
     @extend_schema(
         operation_id="openai_embeddings",
         summary="Create embeddings",
