@@ -12,13 +12,13 @@ export TRANSFORMERS_OFFLINE := 1
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-nodeps.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint format bench services install install-dev check-deploy clean help
+.PHONY: run test lint format bench services browser install install-dev check-deploy clean help
 
 help:
 	@echo "make run     start Djinn on http://127.0.0.1:8000 (SQLite and a private Redis by default)"
 	@echo "make test    lint and run every test against real PostgreSQL, Redis and workers"
 	@echo "make lint    ruff check and format check"
-	@echo "make bench   run the benchmarks and print their figures"
+	@echo "make bench   run the benchmarks and print their figures (BENCH_ARGS=--quick for a smoke run)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ run: install
 services:
 	@bash scripts/ensure-services.sh
 
+browser:
+	@bash scripts/ensure-browser.sh
+
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -50,12 +53,12 @@ format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install-dev services lint
+test: install-dev services browser lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-dev services
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 check-deploy: install
 	DJANGO_DEBUG=false DJANGO_SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
