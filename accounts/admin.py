@@ -1,21 +1,97 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import Count, Sum
+from django.utils.html import format_html, format_html_join
 
+from accounts.deactivation import user_disable
 from accounts.models import ApiKey, Plan, User
+from accounts.services import api_key_revoke
+from ops.audit import audit_record
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = (*BaseUserAdmin.list_display, "plan")
+    list_display = (*BaseUserAdmin.list_display, "plan", "is_active", "jobs_total", "tokens_total")
     list_filter = (*BaseUserAdmin.list_filter, "plan")
     list_select_related = ("plan",)
-    fieldsets = (*BaseUserAdmin.fieldsets, ("Quotas", {"fields": ("plan",)}))
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Quotas", {"fields": ("plan",)}), ("Usage", {"fields": ("usage",)}))
+    readonly_fields = ("usage",)
+    actions = ["disable_users"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _jobs_total=Count("jobs", distinct=True),
+                _tokens_total=Sum("jobs__prompt_tokens") + Sum("jobs__completion_tokens"),
+            )
+        )
+
+    @admin.display(description="Jobs", ordering="_jobs_total")
+    def jobs_total(self, user):
+        return getattr(user, "_jobs_total", 0)
+
+    @admin.display(description="Tokens", ordering="_tokens_total")
+    def tokens_total(self, user):
+        return getattr(user, "_tokens_total", None) or 0
+
+    @admin.display(description="Usage (last 7 days)")
+    def usage(self, user):
+        if user.pk is None:
+            return "-"
+        from inference.usage import usage_for_user  # inference depends on accounts, not the other way
+
+        usage = usage_for_user(user=user)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((d["date"], d["jobs"], d["prompt_tokens"], d["completion_tokens"]) for d in usage["daily"]),
+        )
+        current = usage["current"]
+        return format_html(
+            "<p>Plan {}: {} active job(s), {} token(s) today, {} left today.</p>"
+            "<table><tr><th>day</th><th>jobs</th><th>prompt tokens</th><th>completion tokens</th></tr>{}</table>",
+            usage["plan"]["name"],
+            current["active_jobs"],
+            current["tokens_today"],
+            "no limit" if current["tokens_remaining_today"] is None else current["tokens_remaining_today"],
+            rows,
+        )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            audit_record(actor=request.user, action="user.change", target=obj, details={"changed": form.changed_data})
+
+    @admin.action(description="Disable selected users (revoke keys, cancel jobs)", permissions=["change"])
+    def disable_users(self, request, queryset):
+        for user in queryset:
+            if user.pk == request.user.pk:
+                messages.error(request, "You cannot disable yourself.")
+                continue
+            outcome = user_disable(user=user)
+            audit_record(
+                actor=request.user,
+                action="user.disable",
+                target=user,
+                details={"keys_revoked": outcome.keys_revoked, "jobs_canceled": outcome.jobs_canceled},
+            )
+            messages.success(
+                request,
+                f"Disabled {user}: {outcome.keys_revoked} key(s) revoked, {outcome.jobs_canceled} job(s) canceled.",
+            )
 
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("name", "concurrent_jobs", "requests_per_minute", "tokens_per_day", "updated_at")
     search_fields = ("name",)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        details = {name: form.cleaned_data.get(name) for name in form.changed_data}
+        audit_record(actor=request.user, action="plan.change" if change else "plan.create", target=obj, details=details)
 
 
 @admin.register(ApiKey)
@@ -25,7 +101,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ("prefix", "name", "user__username", "user__email")
     readonly_fields = ("prefix", "created_at", "last_used_at")
     raw_id_fields = ("user",)
+    actions = ["revoke_keys"]
 
     def has_add_permission(self, request) -> bool:
         # Keys are issued by `createapikey` or the API, which show the secret once.
         return False
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_keys(self, request, queryset):
+        revoked = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)
+            audit_record(actor=request.user, action="apikey.revoke", target=api_key)
+            revoked += 1
+        messages.success(request, f"Revoked {revoked} key(s).")

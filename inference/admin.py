@@ -1,35 +1,242 @@
-from django.contrib import admin, messages
+"""The operators' consoles for models and jobs. Every action is audited."""
 
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.contrib import admin, messages
+from django.db.models import DurationField, ExpressionWrapper, F
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+
+from inference import streams
+from inference.errors import DjinnError
 from inference.models import AIModel, Job
+from inference.services.events import job_replay_events
 from inference.services.jobs import job_cancel
+from inference.services.operator import job_requeue, job_retry, model_trial
+from ops.audit import audit_record
+
+
+def _seconds(delta: timedelta | None) -> str:
+    return "-" if delta is None else f"{delta.total_seconds():.2f}s"
 
 
 @admin.register(AIModel)
 class AIModelAdmin(admin.ModelAdmin):
+    """Saving runs AIModel.clean(), so a backend config that does not validate is refused."""
+
     list_display = ("slug", "display_name", "task", "backend", "queue", "enabled", "updated_at")
     list_filter = ("task", "backend", "enabled", "queue")
     search_fields = ("slug", "display_name")
     prepopulated_fields = {"slug": ("display_name",)}
+    actions = ["enable_models", "disable_models", "test_model"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=request.user,
+            action="model.change" if change else "model.create",
+            target=obj,
+            details={"changed": form.changed_data},
+        )
+
+    def delete_model(self, request, obj):
+        audit_record(actor=request.user, action="model.delete", target=obj)
+        super().delete_model(request, obj)
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        action = "model.enable" if enabled else "model.disable"
+        for model in queryset:
+            if model.enabled != enabled:
+                AIModel.objects.filter(pk=model.pk).update(enabled=enabled)
+                audit_record(actor=request.user, action=action, target=model)
+        word = "Enabled" if enabled else "Disabled"
+        messages.success(request, f"{word} {queryset.count()} model(s).")
+
+    @admin.action(description="Enable selected models", permissions=["change"])
+    def enable_models(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected models", permissions=["change"])
+    def disable_models(self, request, queryset):
+        self._set_enabled(request, queryset, False)
+
+    @admin.action(description="Test this model (runs a short job and waits for it)", permissions=["change"])
+    def test_model(self, request, queryset):
+        trials = []
+        for model in queryset[:5]:
+            try:
+                trial = model_trial(model=model, user=request.user)
+            except DjinnError as exc:
+                messages.error(request, f"{model.slug}: {exc.message}")
+                continue
+            audit_record(
+                actor=request.user,
+                action="model.test",
+                target=model,
+                details={"job": str(trial.job.id), "status": trial.job.status, "finished": trial.finished},
+            )
+            trials.append(trial)
+        if not trials:
+            return None
+        context = {**self.admin_site.each_context(request), "title": "Model test", "trials": trials, "opts": self.opts}
+        return TemplateResponse(request, "admin/inference/aimodel/test_results.html", context)
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "owner", "model", "status", "client", "attempt", "created_at", "finished_at")
-    list_filter = ("status", "client", "task", "model")
-    search_fields = ("=id", "owner__username", "error_code")
+    list_display = (
+        "id",
+        "owner",
+        "model",
+        "status",
+        "client",
+        "attempt",
+        "created_at",
+        "queue_wait",
+        "time_to_first_token",
+        "duration",
+        "tokens",
+        "error_code",
+    )
+    list_filter = ("status", "model", ("owner", admin.RelatedOnlyFieldListFilter), "client", "task", "created_at")
+    search_fields = ("=id", "owner__username", "input", "error_code")
     date_hierarchy = "created_at"
     list_select_related = ("owner", "model")
-    raw_id_fields = ("owner",)
-    actions = ["cancel_jobs"]
+    actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
+    fieldsets = (
+        (None, {"fields": ("id", "owner", "model", "task", "client", "status", "attempt", "max_attempts", "worker")}),
+        ("Input", {"fields": ("input_pretty",)}),
+        ("Output", {"fields": ("output_pretty", "error_code", "error_message", "prompt_tokens", "completion_tokens")}),
+        (
+            "Timings",
+            {
+                "fields": (
+                    "created_at",
+                    "enqueued_at",
+                    "started_at",
+                    "first_token_at",
+                    "finished_at",
+                    "heartbeat_at",
+                    "deadline_at",
+                    "cancel_requested_at",
+                    "queue_wait",
+                    "time_to_first_token",
+                    "duration",
+                )
+            },
+        ),
+        ("Event timeline", {"fields": ("timeline",)}),
+    )
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _queue_wait=ExpressionWrapper(F("started_at") - F("created_at"), output_field=DurationField()),
+                _ttft=ExpressionWrapper(F("first_token_at") - F("started_at"), output_field=DurationField()),
+                _duration=ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField()),
+                _tokens=F("prompt_tokens") + F("completion_tokens"),
+            )
+        )
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        computed = ["input_pretty", "output_pretty", "queue_wait", "time_to_first_token", "duration", "timeline"]
+        return [field.name for field in self.model._meta.fields] + computed
 
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.display(description="Queue wait", ordering="_queue_wait")
+    def queue_wait(self, job):
+        return _seconds(getattr(job, "_queue_wait", None))
+
+    @admin.display(description="TTFT", ordering="_ttft")
+    def time_to_first_token(self, job):
+        return _seconds(getattr(job, "_ttft", None))
+
+    @admin.display(description="Duration", ordering="_duration")
+    def duration(self, job):
+        return _seconds(getattr(job, "_duration", None))
+
+    @admin.display(description="Tokens", ordering="_tokens")
+    def tokens(self, job):
+        return f"{job.prompt_tokens} + {job.completion_tokens}"
+
+    @admin.display(description="Input")
+    def input_pretty(self, job):
+        return format_html("<pre>{}</pre>", json.dumps(job.input, indent=2, ensure_ascii=False))
+
+    @admin.display(description="Output")
+    def output_pretty(self, job):
+        if job.output_json is not None:
+            return format_html("<pre>{}</pre>", json.dumps(job.output_json, indent=2)[:20000])
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', job.output_text or "(none)")
+
+    @admin.display(description="Events")
+    def timeline(self, job):
+        source = "live event log"
+        try:
+            events = streams.read_events(job.id, count=500)
+        except Exception:
+            events = []
+        if not events:
+            source = "rebuilt from the stored job" if job.is_finished else "no events yet"
+            events = job_replay_events(job) if job.is_finished else []
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            ((e.seq, e.attempt, e.type, json.dumps(e.data, ensure_ascii=False)[:300]) for e in events),
+        )
+        return format_html(
+            '<p>{}</p><table class="job-timeline"><tr><th>#</th><th>attempt</th><th>type</th><th>data</th></tr>'
+            "{}</table>",
+            source,
+            rows,
+        )
+
+    @admin.action(description="Cancel selected jobs", permissions=["change"])
     def cancel_jobs(self, request, queryset):
+        count = 0
         for job in queryset:
-            job_cancel(job=job)
-        messages.success(request, f"Asked {queryset.count()} job(s) to stop.")
+            before = job.status
+            job = job_cancel(job=job)
+            audit_record(actor=request.user, action="job.cancel", target=job, details={"status_before": before})
+            count += 1
+        messages.success(request, f"Asked {count} job(s) to stop.")
+
+    @admin.action(description="Retry selected jobs (a new job with the same input)", permissions=["change"])
+    def retry_jobs(self, request, queryset):
+        made = 0
+        for job in queryset.select_related("model", "owner"):
+            try:
+                new_job = job_retry(job=job)
+            except DjinnError as exc:
+                messages.error(request, f"{job.id}: {exc.message}")
+                continue
+            audit_record(actor=request.user, action="job.retry", target=job, details={"new_job": str(new_job.id)})
+            made += 1
+        if made:
+            messages.success(request, f"Submitted {made} new job(s).")
+
+    @admin.action(description="Requeue selected stuck jobs", permissions=["change"])
+    def requeue_jobs(self, request, queryset):
+        done = 0
+        for job in queryset.select_related("model"):
+            try:
+                outcome = job_requeue(job=job)
+            except DjinnError as exc:
+                messages.warning(request, f"{job.id}: {exc.message}")
+                continue
+            audit_record(
+                actor=request.user,
+                action="job.requeue",
+                target=job,
+                details={"outcome": outcome, "attempt": job.attempt},
+            )
+            done += 1
+        if done:
+            messages.success(request, f"Requeued {done} job(s).")

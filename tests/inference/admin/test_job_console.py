@@ -1,0 +1,168 @@
+"""The jobs console: operators find jobs and cancel, retry or requeue them; each action is audited."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from inference.models import Job, JobClient, JobStatus
+from inference.services.jobs import job_submit
+from ops.models import AuditEntry
+from tests.inference.admin.conftest import chat
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/inference/job/"
+
+
+def _act(client, action: str, *jobs: Job):
+    return client.post(CHANGELIST, {"action": action, "_selected_action": [str(job.id) for job in jobs]}, follow=True)
+
+
+def test_the_list_shows_timings_and_tokens_and_filters_by_status_and_client(operator_client, owner, echo_model):
+    done = job_submit(user=owner, model=echo_model, input=chat("finished one"))
+    Job.objects.filter(id=done.id).update(
+        status=JobStatus.SUCCEEDED,
+        started_at=done.created_at + timedelta(seconds=2),
+        first_token_at=done.created_at + timedelta(seconds=2.5),
+        finished_at=done.created_at + timedelta(seconds=5),
+        prompt_tokens=3,
+        completion_tokens=7,
+    )
+    queued = job_submit(user=owner, model=echo_model, input=chat("waiting one"), client=JobClient.WEB)
+
+    page = operator_client.get(CHANGELIST, {"status__exact": "succeeded"}).content.decode()
+    assert str(done.id) in page
+    assert str(queued.id) not in page
+    assert '<td class="field-queue_wait">2.00s</td>' in page
+    assert '<td class="field-time_to_first_token">0.50s</td>' in page
+    assert '<td class="field-duration">3.00s</td>' in page
+    assert '<td class="field-tokens">3 + 7</td>' in page
+
+    page = operator_client.get(CHANGELIST, {"client__exact": "web"}).content.decode()
+    assert str(queued.id) in page
+    assert str(done.id) not in page
+
+
+def test_search_finds_jobs_by_id_username_and_input_text(operator_client, owner, outsider, echo_model):
+    mine = job_submit(user=owner, model=echo_model, input=chat("a purple elephant"))
+    theirs = job_submit(user=outsider, model=echo_model, input=chat("a green frog"))
+
+    assert str(mine.id) in operator_client.get(CHANGELIST, {"q": "purple elephant"}).content.decode()
+    page = operator_client.get(CHANGELIST, {"q": "outsider"}).content.decode()
+    assert str(theirs.id) in page
+    assert str(mine.id) not in page
+    page = operator_client.get(CHANGELIST, {"q": str(mine.id)}).content.decode()
+    assert str(mine.id) in page
+    assert str(theirs.id) not in page
+
+
+def test_the_detail_page_shows_the_output_and_a_timeline_rebuilt_from_the_stored_job(
+    operator_client, owner, echo_model
+):
+    job = job_submit(user=owner, model=echo_model, input=chat("hello"))
+    Job.objects.filter(id=job.id).update(
+        status=JobStatus.SUCCEEDED,
+        output_text="the stored answer",
+        finished_at=timezone.now(),
+        started_at=timezone.now(),
+    )
+
+    page = operator_client.get(f"{CHANGELIST}{job.id}/change/").content.decode()
+
+    assert "the stored answer" in page
+    assert "rebuilt from the stored job" in page
+    assert "done" in page
+
+
+def test_cancel_cancels_a_queued_job_and_is_audited(operator_client, operator, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("stop me"))
+
+    _act(operator_client, "cancel_jobs", job)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELED
+    entry = AuditEntry.objects.get(action="job.cancel")
+    assert (entry.actor, entry.target_id, entry.details) == (operator, str(job.id), {"status_before": "queued"})
+
+
+def test_retry_submits_a_new_job_with_the_same_input_from_the_admin(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("again please"))
+    Job.objects.filter(id=job.id).update(status=JobStatus.FAILED, error_code="backend_error")
+
+    _act(operator_client, "retry_jobs", job)
+
+    new_job = Job.objects.exclude(id=job.id).get()
+    assert (new_job.owner, new_job.model, new_job.client) == (owner, echo_model, JobClient.ADMIN)
+    assert new_job.input == job.input
+    assert new_job.status == JobStatus.QUEUED
+    entry = AuditEntry.objects.get(action="job.retry")
+    assert entry.target_id == str(job.id)
+    assert entry.details == {"new_job": str(new_job.id)}
+
+
+def test_requeue_resends_a_stuck_queued_job(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("stuck in the queue"))
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(id=job.id).update(enqueued_at=an_hour_ago)
+
+    _act(operator_client, "requeue_jobs", job)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert job.attempt == 1
+    assert job.enqueued_at > an_hour_ago
+    assert AuditEntry.objects.get(action="job.requeue").details == {"outcome": "resent", "attempt": 1}
+
+
+def test_requeue_moves_a_running_job_with_a_stale_heartbeat_to_a_new_attempt(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("lost worker"))
+    stale = timezone.now() - timedelta(minutes=10)
+    Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=stale, worker="gone@host")
+
+    _act(operator_client, "requeue_jobs", job)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.worker, job.heartbeat_at) == (JobStatus.QUEUED, 2, "", None)
+    assert AuditEntry.objects.get(action="job.requeue").details == {"outcome": "requeued", "attempt": 2}
+
+
+def test_requeue_leaves_a_healthy_running_job_alone(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("busy"))
+    Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now(), worker="alive@host")
+
+    page = _act(operator_client, "requeue_jobs", job).content.decode()
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (JobStatus.RUNNING, 1)
+    assert "not stuck" in page
+    assert not AuditEntry.objects.filter(action="job.requeue").exists()
+
+
+def test_bulk_actions_apply_to_every_job_of_a_filtered_selection(operator_client, owner, outsider, echo_model):
+    owners_jobs = [job_submit(user=owner, model=echo_model, input=chat(f"job {n}")) for n in range(3)]
+    spared = job_submit(user=outsider, model=echo_model, input=chat("not mine"))
+
+    operator_client.post(
+        f"{CHANGELIST}?owner__id__exact={owner.pk}",
+        {"action": "cancel_jobs", "select_across": "1", "_selected_action": [str(owners_jobs[0].id)]},
+    )
+
+    assert {job.status for job in Job.objects.filter(owner=owner)} == {JobStatus.CANCELED}
+    spared.refresh_from_db()
+    assert spared.status == JobStatus.QUEUED
+    assert AuditEntry.objects.filter(action="job.cancel").count() == 3
+
+
+def test_a_non_staff_user_gets_nothing_from_the_admin(client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("private"))
+    client.force_login(owner)
+
+    for url in (CHANGELIST, f"{CHANGELIST}{job.id}/change/", "/admin/ops/auditentry/"):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert "/admin/login/" in response["Location"]
+    response = client.post(CHANGELIST, {"action": "cancel_jobs", "_selected_action": [str(job.id)]})
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED

@@ -1,0 +1,133 @@
+"""Operators' actions on users, keys, models and webhooks: each does its job and leaves an audit entry."""
+
+import pytest
+from django.utils import timezone
+
+from accounts.services import api_key_create
+from inference.models import AIModel, Job, JobStatus
+from inference.services.jobs import job_submit
+from ops.audit import audit_record
+from ops.models import AuditEntry
+from webhooks.models import DeliveryStatus, WebhookDelivery
+
+pytestmark = pytest.mark.django_db
+
+
+def _chat(text: str) -> dict:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def test_disabling_a_user_revokes_their_keys_and_cancels_their_jobs(operator_client, operator, owner, echo_model):
+    key = api_key_create(user=owner, name="laptop").api_key
+    queued = job_submit(user=owner, model=echo_model, input=_chat("pending"))
+    finished = job_submit(user=owner, model=echo_model, input=_chat("done"))
+    Job.objects.filter(id=finished.id).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+
+    operator_client.post("/admin/accounts/user/", {"action": "disable_users", "_selected_action": [owner.pk]})
+
+    owner.refresh_from_db()
+    key.refresh_from_db()
+    queued.refresh_from_db()
+    finished.refresh_from_db()
+    assert not owner.is_active
+    assert key.revoked_at is not None
+    assert (queued.status, finished.status) == (JobStatus.CANCELED, JobStatus.SUCCEEDED)
+    entry = AuditEntry.objects.get(action="user.disable")
+    assert (entry.actor, entry.target_id) == (operator, str(owner.pk))
+    assert entry.details == {"keys_revoked": 1, "jobs_canceled": 1}
+
+
+def test_an_operator_cannot_disable_themselves(operator_client, operator):
+    operator_client.post("/admin/accounts/user/", {"action": "disable_users", "_selected_action": [operator.pk]})
+
+    operator.refresh_from_db()
+    assert operator.is_active
+    assert not AuditEntry.objects.exists()
+
+
+def test_the_user_page_shows_their_usage(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=_chat("count me"))
+    Job.objects.filter(id=job.id).update(status=JobStatus.SUCCEEDED, prompt_tokens=11, completion_tokens=31)
+
+    page = operator_client.get(f"/admin/accounts/user/{owner.pk}/change/").content.decode()
+    assert "<td>11</td><td>31</td>" in page
+    listing = operator_client.get("/admin/accounts/user/").content.decode()
+    assert '<td class="field-tokens_total">42</td>' in listing
+
+
+def test_revoking_keys_is_audited(operator_client, operator, owner):
+    key = api_key_create(user=owner, name="ci").api_key
+
+    operator_client.post("/admin/accounts/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert AuditEntry.objects.get(action="apikey.revoke").target_id == str(key.pk)
+
+
+def test_redelivering_a_failed_webhook_reopens_it_and_is_audited(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=_chat("hooked"))
+    delivery = WebhookDelivery.objects.create(
+        owner=owner,
+        job=job,
+        event="completed",
+        url="https://example.com/hook",
+        payload={},
+        status=DeliveryStatus.FAILED,
+        attempts=5,
+    )
+
+    operator_client.post(
+        "/admin/webhooks/webhookdelivery/", {"action": "redeliver", "_selected_action": [str(delivery.id)]}
+    )
+
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert AuditEntry.objects.get(action="webhook.redeliver").target_id == str(delivery.id)
+
+
+def test_disabling_and_enabling_models_is_audited(operator_client, echo_model):
+    operator_client.post("/admin/inference/aimodel/", {"action": "disable_models", "_selected_action": [echo_model.pk]})
+    echo_model.refresh_from_db()
+    assert not echo_model.enabled
+
+    operator_client.post("/admin/inference/aimodel/", {"action": "enable_models", "_selected_action": [echo_model.pk]})
+    echo_model.refresh_from_db()
+    assert echo_model.enabled
+    assert list(AuditEntry.objects.order_by("id").values_list("action", flat=True)) == ["model.disable", "model.enable"]
+
+
+def test_saving_a_model_with_a_bad_backend_config_is_refused(operator_client, echo_model):
+    response = operator_client.post(
+        f"/admin/inference/aimodel/{echo_model.pk}/change/",
+        {
+            "slug": "echo",
+            "display_name": "Echo",
+            "task": "chat",
+            "backend": "no-such-backend",
+            "config": "{}",
+            "default_params": "{}",
+            "max_input_chars": 2000,
+            "max_output_tokens": 500,
+            "queue": "default",
+            "enabled": "on",
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert "errorlist" in response.content.decode()
+    assert AIModel.objects.get(pk=echo_model.pk).backend == "echo"
+    assert not AuditEntry.objects.exists()
+
+
+def test_the_audit_log_is_searchable_and_read_only(operator_client, operator, owner):
+    audit_record(actor=operator, action="user.disable", target=owner, details={"reason": "abuse"})
+    audit_record(actor=operator, action="apikey.revoke", target=None)
+
+    page = operator_client.get("/admin/ops/auditentry/", {"q": "abuse"}).content.decode()
+    assert '<td class="field-action">user.disable</td>' in page
+    assert '<td class="field-action">apikey.revoke</td>' not in page
+    entry = AuditEntry.objects.get(action="user.disable")
+    response = operator_client.post(f"/admin/ops/auditentry/{entry.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    assert AuditEntry.objects.count() == 2
