@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, one after another, each printing its table and saving JSON.
 
-    .venv/bin/python bench/run.py [--quick] [streaming api models]
+.venv/bin/python bench/run.py [--quick] [streaming api models]
 """
 
 from __future__ import annotations
