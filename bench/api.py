@@ -125,7 +125,7 @@ def prepare() -> str:
         name="bench", defaults={"concurrent_jobs": 1000, "requests_per_minute": 10_000_000, "tokens_per_day": None}
     )
     user, _ = User.objects.update_or_create(username="bench-api", defaults={"plan": plan})
-    Job.objects.filter(owner=user).delete()
+    Job.objects.filter(owner=user, status__in=["queued", "running"]).update(status="succeeded")
     return api_key_create(user=user, name="bench").plaintext
 
 
