@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "inference",
     "webhooks",
     "ops",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -105,7 +106,21 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat"
+LOGOUT_REDIRECT_URL = "home"
+
+# ------------------------------------------------------------------------------
+# E-mail (password resets): printed to the console unless an SMTP server is set
+# https://docs.djangoproject.com/en/5.2/topics/email/#smtp-backend
+# ------------------------------------------------------------------------------
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", 25, min_value=1, max_value=65535)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Djinn <djinn@localhost>")
 
 # ------------------------------------------------------------------------------
 # Database

@@ -1,13 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from inference.api.errors import unknown_url
 from ops import views as ops_views
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("inference.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -15,6 +13,7 @@ urlpatterns = [
     path("v1/", include("inference.openai_compat.urls")),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
+    path("", include("web.urls")),
     # Last: anything else under the APIs is a JSON 404, never an HTML page.
     re_path(r"^(?:api|v1)(?:/[\s\S]*)?$", unknown_url),
 ]

@@ -1,0 +1,101 @@
+// Follow one job's event log over the websocket, resuming after the last seq seen.
+// Progress ({seq, text}) lives in sessionStorage, so a reload continues where it was:
+// every event after `seq` arrives exactly once, so nothing is doubled or lost.
+
+const RETRY_MS = [500, 1000, 2000, 4000, 8000];
+
+function storageKey(jobId) {
+  return `djinn:job:${jobId}`;
+}
+
+export function loadProgress(jobId) {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(storageKey(jobId)) || "null");
+    if (saved && Number.isInteger(saved.seq) && typeof saved.text === "string") return saved;
+  } catch {
+    /* a corrupt entry is the same as none */
+  }
+  return { seq: 0, text: "" };
+}
+
+function saveProgress(jobId, progress) {
+  try {
+    sessionStorage.setItem(storageKey(jobId), JSON.stringify(progress));
+  } catch {
+    /* storage full or disabled: a reload will replay from the start */
+  }
+}
+
+export function forgetProgress(jobId) {
+  sessionStorage.removeItem(storageKey(jobId));
+}
+
+// handlers: onText(text), onStatus(data), onError(data), onDone(data), onConnection(state)
+export function followJob(jobId, handlers) {
+  const progress = loadProgress(jobId);
+  let socket = null;
+  let finished = false;
+  let failures = 0;
+  let stopWanted = false;
+
+  if (progress.text) handlers.onText(progress.text);
+
+  const handle = (event) => {
+    if (event.seq <= progress.seq) return; // already shown
+    progress.seq = event.seq;
+    if (event.type === "status") {
+      if (event.data.restart) progress.text = "";
+      handlers.onStatus?.(event.data);
+      if (event.data.restart) handlers.onText(progress.text);
+    } else if (event.type === "delta") {
+      progress.text += event.data.text;
+      handlers.onText(progress.text);
+    } else if (event.type === "error") {
+      handlers.onError?.(event.data);
+    } else if (event.type === "done") {
+      finished = true;
+      forgetProgress(jobId);
+      handlers.onDone?.(event.data, progress.text);
+      return;
+    }
+    saveProgress(jobId, progress);
+  };
+
+  const connect = () => {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${jobId}/?after=${progress.seq}`);
+    socket.addEventListener("open", () => {
+      failures = 0;
+      handlers.onConnection?.("open");
+      if (stopWanted) socket.send(JSON.stringify({ type: "cancel" }));
+    });
+    socket.addEventListener("message", (message) => {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (typeof event.seq === "number") handle(event);
+    });
+    socket.addEventListener("close", (close) => {
+      if (finished) return;
+      if (close.code === 4404 || close.code === 4401) {
+        handlers.onError?.({ message: "This answer is no longer available to you." });
+        return;
+      }
+      handlers.onConnection?.("lost");
+      const delay = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
+      failures += 1;
+      setTimeout(connect, delay);
+    });
+  };
+  connect();
+
+  return {
+    stop() {
+      stopWanted = true;
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "cancel" }));
+    },
+  };
+}

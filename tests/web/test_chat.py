@@ -1,0 +1,116 @@
+import pytest
+from django.urls import reverse
+
+from inference.models import Job
+from web.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+
+def _start(client, content="hello there", **extra):
+    return client.post(reverse("chat"), {"content": content, "model": "echo", **extra})
+
+
+def test_a_first_message_starts_a_conversation_and_a_web_job(owner_client, owner, echo_model):
+    response = _start(owner_client, temperature="0.5", max_tokens="50")
+    conversation = Conversation.objects.get(owner=owner)
+    assert response["Location"] == reverse("conversation", args=[conversation.id])
+    assert conversation.title == "hello there"
+    user_message, answer = conversation.messages.all()
+    assert (user_message.role, user_message.content) == ("user", "hello there")
+    assert answer.job.client == "web"
+    assert answer.job.input["messages"] == [{"role": "user", "content": "hello there"}]
+    assert answer.job.input["temperature"] == 0.5
+    assert answer.job.input["max_tokens"] == 50
+
+
+def test_earlier_turns_go_to_the_model_as_context(owner_client, owner, echo_model):
+    _start(owner_client, "first question")
+    conversation = Conversation.objects.get(owner=owner)
+    Job.objects.filter(chat_message__conversation=conversation).update(status="succeeded", output_text="first answer")
+    owner_client.post(reverse("conversation", args=[conversation.id]), {"content": "second", "model": "echo"})
+    last = conversation.messages.last()
+    assert last.job.input["messages"] == [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": "second"},
+    ]
+
+
+def test_max_tokens_above_the_model_limit_is_refused_in_words(owner_client, echo_model):
+    response = _start(owner_client, max_tokens="5000")
+    assert response.status_code == 200
+    assert "Echo writes at most 500 tokens." in response.text
+    assert not Conversation.objects.exists()
+
+
+def test_a_message_too_long_for_the_model_is_refused(owner_client, echo_model):
+    response = _start(owner_client, content="x" * 2001)
+    assert "reads at most 2000" in response.text
+
+
+def test_a_disabled_model_is_explained_and_nothing_is_kept(owner_client, owner, echo_model):
+    _start(owner_client)
+    conversation = Conversation.objects.get(owner=owner)
+    echo_model.enabled = False
+    echo_model.save()
+    response = owner_client.post(reverse("conversation", args=[conversation.id]), {"content": "more", "model": "echo"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.text  # the picker only offers enabled models
+    assert conversation.messages.count() == 2
+
+
+def test_a_quota_refusal_is_shown_in_place(owner_client, owner, echo_model):
+    from accounts.models import Plan
+
+    owner.plan = Plan.objects.create(name="tiny", concurrent_jobs=1)
+    owner.save()
+    _start(owner_client)
+    response = _start(owner_client, "again")
+    assert response.status_code == 200
+    assert "jobs queued or running at once" in response.text
+    assert "Try again in 1 second" in response.text
+    assert Conversation.objects.count() == 1
+
+
+def test_the_conversation_page_escapes_what_was_said(owner_client, owner, echo_model):
+    _start(owner_client, "<script>alert(1)</script>")
+    conversation = Conversation.objects.get(owner=owner)
+    page = owner_client.get(reverse("conversation", args=[conversation.id])).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_another_users_conversation_is_a_404(owner_client, client, owner, outsider, echo_model):
+    _start(owner_client)
+    conversation = Conversation.objects.get(owner=owner)
+    client.force_login(outsider)
+    for name in ("conversation",):
+        assert client.get(reverse(name, args=[conversation.id])).status_code == 404
+    for name in ("conversation-regenerate", "conversation-rename", "conversation-delete"):
+        assert client.post(reverse(name, args=[conversation.id]), {"title": "x"}).status_code == 404
+    assert Conversation.objects.filter(id=conversation.id, title="hello there").exists()
+
+
+def test_rename_and_delete(owner_client, owner, echo_model):
+    _start(owner_client)
+    conversation = Conversation.objects.get(owner=owner)
+    owner_client.post(reverse("conversation-rename", args=[conversation.id]), {"title": "  Greetings  "})
+    conversation.refresh_from_db()
+    assert conversation.title == "Greetings"
+    job_id = conversation.messages.last().job_id
+    owner_client.post(reverse("conversation-delete", args=[conversation.id]))
+    assert not Conversation.objects.exists()
+    assert Job.objects.get(id=job_id).status == "canceled"  # the job stays in history, stopped
+
+
+def test_regenerate_replaces_the_last_answer_with_a_new_job(owner_client, owner, echo_model):
+    _start(owner_client)
+    conversation = Conversation.objects.get(owner=owner)
+    first_job = conversation.messages.last().job_id
+    owner_client.post(reverse("conversation-regenerate", args=[conversation.id]))
+    messages = list(conversation.messages.all())
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[-1].job_id != first_job
+    assert Job.objects.filter(id=first_job).exists()
+    assert Message.objects.count() == 2

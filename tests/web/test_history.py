@@ -1,0 +1,78 @@
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from inference.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def _job(owner, model, text, **fields):
+    now = timezone.now()
+    return Job.objects.create(
+        owner=owner,
+        model=model,
+        task="chat",
+        input={"messages": [{"role": "user", "content": text}]},
+        deadline_at=now + timedelta(hours=1),
+        **fields,
+    )
+
+
+def test_history_lists_every_client_and_filters(owner_client, owner, outsider, echo_model):
+    _job(owner, echo_model, "apples from the web", client="web", status="succeeded")
+    _job(owner, echo_model, "bananas from the api", client="rest", status="failed")
+    _job(owner, echo_model, "cherries from openai", client="openai", status="succeeded")
+    _job(outsider, echo_model, "someone else's apples", client="web")
+    page = owner_client.get(reverse("history")).text
+    assert "apples from the web" in page
+    assert "bananas from the api" in page
+    assert "cherries from openai" in page
+    assert "someone else" not in page
+    assert "OpenAI facade" in page
+    assert "REST API" in page
+    assert "Web UI" in page
+
+    page = owner_client.get(reverse("history"), {"q": "BANANAS"}).text
+    assert "bananas" in page
+    assert "apples" not in page
+    page = owner_client.get(reverse("history"), {"status": "succeeded"}).text
+    assert "apples" in page
+    assert "bananas" not in page
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    assert "No jobs match" in owner_client.get(reverse("history"), {"since": tomorrow}).text
+
+
+def test_history_pages(owner_client, owner, echo_model):
+    for i in range(25):
+        _job(owner, echo_model, f"job number {i}")
+    first = owner_client.get(reverse("history")).text
+    assert "Page 1 of 2" in first
+    assert "Older" in first
+    assert "Page 2 of 2" in owner_client.get(reverse("history"), {"page": 2}).text
+
+
+def test_the_detail_page_shows_timings_and_usage(owner_client, owner, echo_model):
+    created = timezone.now()
+    job = _job(owner, echo_model, "timed", status="succeeded", output_text="timed answer", prompt_tokens=3)
+    Job.objects.filter(id=job.id).update(
+        created_at=created,
+        started_at=created + timedelta(milliseconds=250),
+        first_token_at=created + timedelta(milliseconds=400),
+        finished_at=created + timedelta(seconds=2, milliseconds=250),
+        completion_tokens=7,
+    )
+    page = owner_client.get(reverse("job", args=[job.id])).text
+    assert "250 ms" in page  # queue wait
+    assert "400 ms" in page  # time to first token, from submission
+    assert "2.00 s" in page  # duration
+    assert "3 prompt + 7 completion = 10" in page
+    assert "timed answer" in page
+
+
+def test_another_users_job_is_a_404(outsider_client, owner, echo_model):
+    job = _job(owner, echo_model, "private")
+    assert outsider_client.get(reverse("job", args=[job.id])).status_code == 404
+    assert outsider_client.get(reverse("job-json", args=[job.id])).status_code == 404

@@ -1,0 +1,68 @@
+"""Reads of a user's web data: another user's conversation looks exactly like a missing one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.http import Http404
+
+from accounts.models import User
+from inference.errors import NotFound
+from inference.models import AIModel, Job, Task
+from inference.selectors import ai_models_enabled, job_get_for_user, jobs_for_user
+from web.models import Conversation
+
+
+def conversations_for_user(*, user: User) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(owner=user).select_related("model")
+
+
+def conversation_get_for_user(*, user: User, conversation_id: uuid.UUID | str) -> Conversation:
+    conversation = conversations_for_user(user=user).filter(id=conversation_id).first()
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def job_get_for_user_or_404(*, user: User, job_id: uuid.UUID | str) -> Job:
+    try:
+        return job_get_for_user(user=user, job_id=job_id)
+    except NotFound:
+        raise Http404("No such job.") from None
+
+
+def chat_models() -> QuerySet[AIModel]:
+    return ai_models_enabled().filter(task__in=[Task.CHAT])
+
+
+def models_for_task(task: str) -> QuerySet[AIModel]:
+    return ai_models_enabled().filter(task=task)
+
+
+def jobs_search(
+    *,
+    user: User,
+    query: str = "",
+    model: str = "",
+    status: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> QuerySet[Job]:
+    """The user's jobs, newest first, narrowed by words in the input or output, model, status and dates."""
+    jobs = jobs_for_user(user=user)
+    if query:
+        jobs = jobs.annotate(input_text=Cast("input", TextField())).filter(
+            Q(input_text__icontains=query) | Q(output_text__icontains=query)
+        )
+    if model:
+        jobs = jobs.filter(model__slug=model)
+    if status:
+        jobs = jobs.filter(status=status)
+    if since:
+        jobs = jobs.filter(created_at__date__gte=since)
+    if until:
+        jobs = jobs.filter(created_at__date__lte=until)
+    return jobs
