@@ -13,6 +13,9 @@ urlpatterns = [
     path("v1/", include("inference.openai_compat.urls")),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
+    path("ops/", ops_views.dashboard, name="ops-dashboard"),
+    path("ops/stats.json", ops_views.dashboard_stats, name="ops-stats"),
     path("", include("web.urls")),
     # Last: anything else under the APIs is a JSON 404, never an HTML page.
     re_path(r"^(?:api|v1)(?:/[\s\S]*)?$", unknown_url),

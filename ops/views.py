@@ -1,8 +1,15 @@
-from django.http import JsonResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ops import stats
+from ops.access import has_metrics_token, is_staff
 from ops.health import readiness
+from ops.metrics import registry
 
 
 @never_cache
@@ -24,3 +31,32 @@ def readyz(request):
         response["Retry-After"] = "5"
         return response
     return JsonResponse({"status": "ok", "checks": checks})
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus text, for a scraper with METRICS_TOKEN or a staff session; a 404 for anyone else."""
+    if not (has_metrics_token(request) or is_staff(request)):
+        raise Http404
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+@never_cache
+@require_GET
+def dashboard(request):
+    """The live ops dashboard; anonymous visitors are sent to log in, other non-staff get a 404."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+    if not is_staff(request):
+        raise Http404
+    return render(request, "ops/dashboard.html", {"stats_url": reverse("ops-stats")})
+
+
+@never_cache
+@require_GET
+def dashboard_stats(request):
+    """The dashboard's figures as JSON, polled every two seconds."""
+    if not is_staff(request):
+        raise Http404
+    return JsonResponse(stats.dashboard())

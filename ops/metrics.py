@@ -1,0 +1,88 @@
+"""/metrics: a Prometheus collector that reads the database and Redis at scrape time.
+
+Nothing is counted in process memory, so every web process answers the same
+and a restart loses nothing: counters are totals over the jobs table.
+Histograms cover the jobs of the last hour (see ops.stats.WINDOW).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.utils import timezone
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import CollectorRegistry
+
+from ops import stats
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
+
+
+def _histogram(name: str, documentation: str, values: list[float]) -> HistogramMetricFamily:
+    buckets = [(_le(bound), sum(1 for v in values if v <= bound)) for bound in LATENCY_BUCKETS]
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum(values))
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+class DjinnCollector:
+    """Jobs, tokens, latencies, queues and workers, as Prometheus sees them."""
+
+    def collect(self) -> Iterator:
+        jobs = CounterMetricFamily("djinn_jobs", "Jobs by model and current status.", labels=["model", "status"])
+        tokens = CounterMetricFamily("djinn_tokens", "Tokens counted by the platform.", labels=["model", "kind"])
+        for row in stats.job_totals():
+            jobs.add_metric([row["model__slug"], row["status"]], row["n"])
+            tokens.add_metric([row["model__slug"], "prompt"], row["prompt"] or 0)
+            tokens.add_metric([row["model__slug"], "completion"], row["completion"] or 0)
+        yield jobs
+        yield tokens
+
+        recent = stats.recent_jobs(timezone.now())
+        window = "jobs of the last hour"
+        yield _histogram(
+            "djinn_job_queue_wait_seconds",
+            f"From creation to start, {window}.",
+            [j["queue_wait"] for j in recent if j["queue_wait"] is not None],
+        )
+        yield _histogram(
+            "djinn_job_time_to_first_token_seconds",
+            f"From start to the first token, {window}.",
+            [j["ttft"] for j in recent if j["ttft"] is not None],
+        )
+        yield _histogram(
+            "djinn_job_duration_seconds",
+            f"From creation to the end, {window}.",
+            [j["total"] for j in recent if j["total"] is not None],
+        )
+
+        workers = stats.workers_or_empty()
+        queues = stats.known_queues(workers)
+        active = stats.active_jobs_by_queue()
+        depth = GaugeMetricFamily("djinn_queue_depth", "Messages waiting in the Celery queue.", labels=["queue"])
+        for queue, length in stats.queue_depths(queues).items():
+            if length is not None:
+                depth.add_metric([queue], length)
+        yield depth
+        in_state = GaugeMetricFamily(
+            "djinn_jobs_active", "Jobs queued or running now, by queue.", labels=["queue", "status"]
+        )
+        for queue in queues:
+            for status in ("queued", "running"):
+                in_state.add_metric([queue, status], active.get(queue, {}).get(status, 0))
+        yield in_state
+        online = GaugeMetricFamily("djinn_workers_online", "Celery workers that reported in recently.")
+        online.add_metric([], len(workers))
+        yield online
+        per_queue = GaugeMetricFamily("djinn_queue_workers", "Workers consuming each queue.", labels=["queue"])
+        for queue in queues:
+            per_queue.add_metric([queue], sum(1 for w in workers if queue in w.get("queues", [])))
+        yield per_queue
+
+
+def registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DjinnCollector())
+    return registry

@@ -1,0 +1,209 @@
+"""What the platform is doing, read from the database and Redis at the moment of asking.
+
+The ops dashboard and /metrics both read here. Latencies are computed in
+Python from the jobs of a recent window (bounded), so they work on SQLite
+under `make run` as well as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from inference import streams
+from inference.models import AIModel, Job, JobStatus
+from inference.workers import workers_online
+
+WINDOW = timedelta(hours=1)
+# The most recent jobs a window's latencies are computed from; enough for stable percentiles.
+MAX_JOBS_IN_WINDOW = 20_000
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0-100) by linear interpolation, as numpy's default; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def celery_queue_key(queue: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:celery:{queue}"
+
+
+def known_queues(workers: list[dict] | None = None) -> list[str]:
+    """Every queue a model routes to or a worker consumes, plus `default`."""
+    queues = {"default", *AIModel.objects.values_list("queue", flat=True).distinct()}
+    for worker in workers or []:
+        queues.update(worker.get("queues", []))
+    return sorted(queues)
+
+
+def queue_depths(queues: list[str]) -> dict[str, int | None]:
+    """Messages waiting in each Celery queue in Redis (None when Redis does not answer)."""
+    try:
+        client = streams.redis_client()
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(celery_queue_key(queue))
+        return dict(zip(queues, pipe.execute(), strict=True))
+    except Exception:
+        return dict.fromkeys(queues)
+
+
+def workers_or_empty() -> list[dict]:
+    try:
+        return workers_online()
+    except Exception:
+        return []
+
+
+def active_jobs_by_queue() -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"queued": 0, "running": 0})
+    rows = Job.objects.filter(status__in=ACTIVE).values("model__queue", "status").annotate(n=Count("id"))
+    for row in rows:
+        counts[row["model__queue"]][row["status"]] = row["n"]
+    return dict(counts)
+
+
+def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return max(0.0, (later - earlier).total_seconds())
+
+
+def recent_jobs(now: datetime, window: timedelta = WINDOW) -> list[dict[str, Any]]:
+    """Jobs created or finished within the window, newest first, with their timings in seconds."""
+    since = now - window
+    rows = (
+        Job.objects.filter(Q(created_at__gte=since) | Q(finished_at__gte=since))
+        .order_by("-created_at")
+        .values(
+            "status",
+            "error_code",
+            "owner__username",
+            "model__slug",
+            "prompt_tokens",
+            "completion_tokens",
+            "created_at",
+            "started_at",
+            "first_token_at",
+            "finished_at",
+        )[:MAX_JOBS_IN_WINDOW]
+    )
+    jobs = []
+    for row in rows:
+        row["queue_wait"] = _seconds(row["started_at"], row["created_at"])
+        row["ttft"] = _seconds(row["first_token_at"], row["started_at"])
+        row["total"] = _seconds(row["finished_at"], row["created_at"])
+        jobs.append(row)
+    return jobs
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    return {f"p{q}": percentile(values, q) for q in (50, 90, 99)} | {"count": len(values)}
+
+
+def dashboard(*, now: datetime | None = None) -> dict[str, Any]:
+    """Every figure the ops dashboard shows, as JSON-ready data."""
+    now = now or timezone.now()
+    workers = workers_or_empty()
+    queues = known_queues(workers)
+    depths = queue_depths(queues)
+    active = active_jobs_by_queue()
+    models_by_queue: dict[str, list[str]] = defaultdict(list)
+    for slug, queue in AIModel.objects.filter(enabled=True).values_list("slug", "queue"):
+        models_by_queue[queue].append(slug)
+
+    jobs = recent_jobs(now)
+    since = now - WINDOW
+    finished = [j for j in jobs if j["finished_at"] is not None and j["finished_at"] >= since]
+    last_minute = [j for j in finished if j["finished_at"] >= now - timedelta(minutes=1)]
+    # An error is a failed or expired job; canceled ones were asked to stop.
+    erred = [j for j in finished if j["status"] in (JobStatus.FAILED, JobStatus.EXPIRED)]
+    errors = Counter(j["error_code"] or j["status"] for j in erred)
+
+    users: dict[str, dict[str, int]] = defaultdict(lambda: {"jobs": 0, "tokens": 0})
+    models: dict[str, dict[str, int]] = defaultdict(lambda: {"jobs": 0, "tokens": 0})
+    for j in jobs:
+        if j["created_at"] < since:
+            continue
+        tokens = j["prompt_tokens"] + j["completion_tokens"]
+        for bucket, key in ((users, j["owner__username"]), (models, j["model__slug"])):
+            bucket[key]["jobs"] += 1
+            bucket[key]["tokens"] += tokens
+
+    series = [
+        {"minute": (since + timedelta(minutes=m)).isoformat(), "jobs": 0, "tokens": 0, "errors": 0} for m in range(60)
+    ]
+    for j in finished:
+        index = min(59, int((j["finished_at"] - since).total_seconds() // 60))
+        series[index]["jobs"] += 1
+        series[index]["tokens"] += j["completion_tokens"]
+        series[index]["errors"] += j["status"] in (JobStatus.FAILED, JobStatus.EXPIRED)
+
+    def top(bucket: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+        ranked = sorted(bucket.items(), key=lambda item: (-item[1]["jobs"], -item[1]["tokens"], item[0]))
+        return [{"name": name, **figures} for name, figures in ranked[:10]]
+
+    return {
+        "generated_at": now.isoformat(),
+        "window_seconds": int(WINDOW.total_seconds()),
+        "queues": [
+            {
+                "name": queue,
+                "queued": active.get(queue, {}).get("queued", 0),
+                "running": active.get(queue, {}).get("running", 0),
+                "broker_depth": depths.get(queue),
+                "workers": sum(1 for w in workers if queue in w.get("queues", [])),
+            }
+            for queue in queues
+        ],
+        "workers": [
+            {
+                "hostname": w.get("hostname"),
+                "queues": w.get("queues", []),
+                "models": sorted({slug for q in w.get("queues", []) for slug in models_by_queue.get(q, [])}),
+            }
+            for w in workers
+        ],
+        "throughput": {
+            "jobs_last_minute": len(last_minute),
+            "jobs_per_minute_last_hour": round(len(finished) / 60, 3),
+            "tokens_per_second_last_minute": round(sum(j["completion_tokens"] for j in last_minute) / 60, 3),
+        },
+        "latency": {
+            "queue_wait": _percentiles(
+                [j["queue_wait"] for j in jobs if j["queue_wait"] is not None and j["created_at"] >= since]
+            ),
+            "ttft": _percentiles([j["ttft"] for j in finished if j["ttft"] is not None]),
+            "total": _percentiles([j["total"] for j in finished if j["total"] is not None]),
+        },
+        "errors": {
+            "finished": len(finished),
+            "errors": len(erred),
+            "rate": round(len(erred) / len(finished), 4) if finished else 0.0,
+            "by_code": dict(sorted(errors.items(), key=lambda item: (-item[1], item[0]))),
+        },
+        "top_users": top(users),
+        "top_models": top(models),
+        "series": series,
+    }
+
+
+def job_totals() -> list[dict[str, Any]]:
+    """Jobs and tokens by model and status over all time, for /metrics' counters."""
+    return list(
+        Job.objects.values("model__slug", "status").annotate(
+            n=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
+        )
+    )
