@@ -57,11 +57,18 @@ class ThrottledLoginForm(AuthenticationForm):
         return cleaned
 
 
+class ModelChoice(forms.ModelChoiceField):
+    """A model picker showing each model's display name."""
+
+    def label_from_instance(self, obj: AIModel) -> str:
+        return obj.display_name
+
+
 class ChatForm(forms.Form):
     """A message, the model to answer it, and its parameters within that model's limits."""
 
     content = forms.CharField(label="Message", widget=forms.Textarea(attrs={"rows": 3}), strip=True)
-    model = forms.ModelChoiceField(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)
+    model = ModelChoice(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)
     temperature = forms.FloatField(label="Temperature", required=False, min_value=0, max_value=2)
     max_tokens = forms.IntegerField(label="Max tokens", required=False, min_value=1)
 
@@ -110,13 +117,13 @@ class HistoryFilterForm(forms.Form):
 
 
 class EmbeddingForm(forms.Form):
-    model = forms.ModelChoiceField(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)
+    model = ModelChoice(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)
     first = forms.CharField(label="First text", widget=forms.Textarea(attrs={"rows": 3}))
     second = forms.CharField(label="Second text", widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class ClassificationForm(forms.Form):
-    model = forms.ModelChoiceField(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)
+    model = ModelChoice(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)
     text = forms.CharField(label="Text", widget=forms.Textarea(attrs={"rows": 3}))
     labels = forms.CharField(label="Labels", help_text="Comma-separated, at least two.")
 

@@ -1,6 +1,6 @@
 // The chat page: render answers as safe Markdown, stream unfinished ones, Stop, Copy, and the composer.
 import { renderInto } from "./markdown.js";
-import { followJob } from "./stream.js";
+import { followJob, forgetProgress } from "./stream.js";
 import { copyText } from "./copy.js";
 
 const STATUS_LABELS = {
@@ -104,6 +104,7 @@ for (const body of document.querySelectorAll("[data-md]")) renderInto(body, body
 
 for (const article of document.querySelectorAll(".msg-assistant[data-job]")) {
   if (article.dataset.finished === "false") streamAnswer(article);
+  else forgetProgress(article.dataset.job); // finished while this tab was away
 }
 
 document.addEventListener("click", (event) => {

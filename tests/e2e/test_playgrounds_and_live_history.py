@@ -1,0 +1,74 @@
+"""The playgrounds and the live history page, in a real browser against a real worker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts.models import User
+from inference.models import AIModel
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+@pytest.fixture
+def logged_in_page(new_page, daphne_server):
+    User.objects.create_user(username="lin", email="lin@example.com", password="a-long-pass-9")
+    page = new_page()
+    page.goto("/login/")
+    page.get_by_label("Username").fill("lin")
+    page.get_by_label("Password").fill("a-long-pass-9")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/chat/$"))
+    return page
+
+
+def test_the_embeddings_playground_shows_dimensions_and_similarity(logged_in_page, screenshot, celery_worker):
+    AIModel.objects.create(slug="echo-embed", display_name="Echo embeddings", task="embedding", backend="echo")
+    page = logged_in_page
+    page.goto("/playground/embeddings/")
+    page.get_by_label("First text").fill("a cat sat on the mat")
+    page.get_by_label("Second text").fill("a cat sat on the mat")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.locator("[data-result]")).to_contain_text("8 dimensions per vector")
+    expect(page.locator("[data-result]")).to_contain_text("Similarity 1.000")
+    screenshot(page, "playground-embeddings")
+
+
+def test_the_classification_playground_draws_a_bar_per_label(logged_in_page, screenshot, celery_worker):
+    AIModel.objects.create(slug="echo-cls", display_name="Echo labels", task="classification", backend="echo")
+    page = logged_in_page
+    page.goto("/playground/classification/")
+    page.get_by_label("Text").fill("the weather is sunny today")
+    page.get_by_label("Labels").fill("sunny weather, sports, cooking")
+    page.get_by_role("button", name="Classify").click()
+    expect(page.locator(".score")).to_have_count(3)
+    expect(page.locator(".score").first).to_contain_text("sunny weather")
+    screenshot(page, "playground-classification")
+
+
+def test_the_classification_playground_explains_bad_labels(logged_in_page):
+    AIModel.objects.create(slug="echo-cls", display_name="Echo labels", task="classification", backend="echo")
+    page = logged_in_page
+    page.goto("/playground/classification/")
+    page.get_by_label("Text").fill("anything")
+    page.get_by_label("Labels").fill("only-one")
+    page.get_by_role("button", name="Classify").click()
+    expect(page.locator(".field-error")).to_have_text("Give at least two labels, separated by commas.")
+
+
+def test_history_updates_a_running_job_without_a_reload(logged_in_page, celery_worker):
+    AIModel.objects.create(
+        slug="echo", display_name="Echo", task="chat", backend="echo", config={"tokens": 40, "tokens_per_second": 20}
+    )
+    page = logged_in_page
+    page.goto("/chat/")  # the model picker lists the model registered after log-in
+    page.get_by_label("Message", exact=True).fill("watch me from history")
+    page.get_by_role("button", name="Send").click()
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    page.goto("/history/")
+    badge = page.locator("tbody tr").first.locator("[data-status-badge]")
+    expect(badge).to_have_text(re.compile("Queued|Running"))
+    expect(badge).to_have_text("Succeeded", timeout=15_000)
