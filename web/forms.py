@@ -68,7 +68,12 @@ class ChatForm(forms.Form):
     """A message, the model to answer it, and its parameters within that model's limits."""
 
     content = forms.CharField(label="Message", widget=forms.Textarea(attrs={"rows": 3}), strip=True)
-    model = ModelChoice(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)
+    model = ModelChoice(
+        queryset=AIModel.objects.none(),
+        to_field_name="slug",
+        empty_label=None,
+        error_messages={"invalid_choice": "This model is not available right now. Pick another one."},
+    )
     temperature = forms.FloatField(label="Temperature", required=False, min_value=0, max_value=2)
     max_tokens = forms.IntegerField(label="Max tokens", required=False, min_value=1)
 

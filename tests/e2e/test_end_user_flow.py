@@ -181,3 +181,33 @@ def test_login_errors_and_the_skip_link(new_page, screenshot, db):
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("do not match an account")
     screenshot(page, "login-error")
+
+
+def test_a_lost_connection_resumes_after_the_last_event_seen(new_page, slow_echo, celery_worker):
+    page = new_page()
+    urls: list[str] = []
+
+    def cut_the_first_connection(ws):
+        urls.append(ws.url)
+        server = ws.connect_to_server()
+        if len(urls) > 1:
+            return  # later connections pass through untouched
+        forwarded = {"n": 0}
+
+        def forward(message):
+            ws.send(message)
+            forwarded["n"] += 1
+            if forwarded["n"] == 4:  # the network drops mid-answer
+                ws.close(code=4000, reason="network lost")
+                server.close()
+
+        server.on_message(forward)
+
+    page.route_web_socket(re.compile(r"/ws/jobs/[0-9a-f-]{36}/"), cut_the_first_connection)
+    sign_up(page, "lin")
+    send(page, "hello streaming world")
+    expect(last_answer(page)).to_have_attribute("data-finished", "true", timeout=20_000)
+    assert answer_text(page) == FULL_ANSWER
+    assert len(urls) >= 2
+    assert urls[0].endswith("after=0")
+    assert re.search(r"after=([1-9]\d*)$", urls[1]), urls

@@ -56,7 +56,7 @@ def test_a_disabled_model_is_explained_and_nothing_is_kept(owner_client, owner, 
     echo_model.save()
     response = owner_client.post(reverse("conversation", args=[conversation.id]), {"content": "more", "model": "echo"})
     assert response.status_code == 200
-    assert "Select a valid choice" in response.text  # the picker only offers enabled models
+    assert "This model is not available right now. Pick another one." in response.text
     assert conversation.messages.count() == 2
 
 
