@@ -105,11 +105,13 @@ def test_an_end_user_chats_stops_reloads_and_finds_it_all_in_history(
     assert len(answer_text(page).split()) < 120
 
     # Model output is text: a <script> in an answer is shown, never run.
-    send(page, "<script>alert(1)</script>", max_tokens="3")
+    send(page, "<script>alert(1)</script> **bold** <img src=x onerror=alert(2)>", max_tokens="5")
     answer = last_answer(page)
     expect(answer).to_have_attribute("data-finished", "true")
     expect(answer.locator("[data-answer]")).to_contain_text("<script>alert(1)</script>")
-    assert page.locator(".messages script").count() == 0
+    expect(answer.locator("[data-answer]")).to_contain_text("<img src=x onerror=alert(2)>")
+    expect(answer.locator("[data-answer] strong")).to_have_text("bold")  # Markdown still renders
+    assert page.locator(".messages script, .messages img").count() == 0
     assert dialogs == []
     screenshot(page, "chat-finished")
 
