@@ -21,8 +21,11 @@ def _doctor() -> tuple[int, str]:
 
 
 @pytest.mark.worker
-def test_it_passes_when_every_part_answers(celery_worker, echo_model, settings):
+def test_it_passes_when_every_part_answers(celery_worker, echo_model, settings, monkeypatch):
+    settings.DEBUG = True  # as under `make run`; pytest-django turns it off
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
     settings.METRICS_TOKEN = "set"
+    monkeypatch.delenv("DJANGO_ALLOW_ASYNC_UNSAFE", raising=False)  # the browser tests set it
 
     code, report = _doctor()
 
@@ -51,6 +54,16 @@ def test_it_names_a_missing_model_file_and_a_queue_no_worker_serves(celery_worke
     assert "FAIL models    lost: The model file '/nonexistent/model.gguf' does not exist." in report
     assert "FAIL workers   no worker consumes queue 'gpu'" in report
     assert "-> start `-Q gpu`" in report
+
+
+def test_it_runs_djangos_deployment_checks_when_debug_is_off(settings, echo_model):
+    settings.DEBUG = False
+    settings.SESSION_COOKIE_SECURE = False
+
+    code, report = _doctor()
+
+    assert "warn settings  security.W012" in report
+    assert code in (0, 1)
 
 
 def test_it_fails_when_debug_serves_public_hosts(settings, echo_model):

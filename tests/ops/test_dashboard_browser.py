@@ -1,0 +1,64 @@
+"""The ops dashboard in a real Chromium: a staff member watches its figures change as a worker runs jobs."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from inference.services.jobs import job_submit
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Playwright's sync API keeps an event loop on this thread; the ORM calls between browser steps are plain sync code.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def page(daphne_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(base_url=daphne_server.url)
+        context.set_default_timeout(20_000)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_the_dashboard_updates_live_while_jobs_run(page, celery_worker, django_user_model, owner, echo_model):
+    from playwright.sync_api import expect
+
+    django_user_model.objects.create_superuser(username="operator", email="op@example.com", password="pw-op-12345")
+    page.goto("/ops/")
+    expect(page).to_have_url(re.compile(r"/admin/login/"))
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "pw-op-12345")
+    page.click("input[type=submit]")
+    expect(page).to_have_url(re.compile(r"/ops/$"))
+    expect(page.locator("#updated")).to_have_attribute("data-state", "ok")
+    expect(page.locator("#jobs-last-minute")).to_have_text("0")
+    expect(page.locator("#workers-online")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
+
+    for n in range(3):
+        job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": f"job {n}"}]})
+
+    # No reload: the page's own polling brings the new figures in.
+    expect(page.locator("#jobs-last-minute")).to_have_text("3", timeout=20_000)
+    expect(page.locator("#top-users")).to_contain_text("owner")
+    expect(page.locator("#top-models")).to_contain_text("echo")
+    assert page.locator("#chart-jobs rect").count() == 60
