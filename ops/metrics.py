@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import CollectorRegistry
 
 from ops import stats
+from ops.websockets import websockets_open
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
 
@@ -76,6 +77,14 @@ class DjinnCollector:
         online = GaugeMetricFamily("djinn_workers_online", "Celery workers that reported in recently.")
         online.add_metric([], len(workers))
         yield online
+        try:
+            sockets = websockets_open()
+        except Exception:  # Redis gone: the metric is missing rather than wrong
+            sockets = None
+        if sockets is not None:
+            open_sockets = GaugeMetricFamily("djinn_websockets_open", "Open websockets over all daphne processes.")
+            open_sockets.add_metric([], sockets)
+            yield open_sockets
         per_queue = GaugeMetricFamily("djinn_queue_workers", "Workers consuming each queue.", labels=["queue"])
         for queue in queues:
             per_queue.add_metric([queue], sum(1 for w in workers if queue in w.get("queues", [])))

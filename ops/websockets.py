@@ -1,0 +1,77 @@
+"""Counting open websockets: an ASGI wrapper that keeps a per-process count in Redis.
+
+Each daphne process writes its own count under a short-lived key, refreshed
+while it runs; /metrics sums the keys. A process that dies stops refreshing
+and its key expires, so a crash cannot leave phantom connections behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from django.conf import settings
+
+from inference import streams
+
+logger = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 10
+TTL_SECONDS = 30
+
+
+def _process_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:websockets:{socket.gethostname()}:{os.getpid()}"
+
+
+def websockets_open() -> int:
+    """Open websockets over every live daphne process."""
+    client = streams.redis_client()
+    keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}:websockets:*", count=100))
+    return sum(int(value) for value in client.mget(keys) if value) if keys else 0
+
+
+class WebsocketCounter:
+    """Wraps the websocket application: counts a connection from its accept until its consumer returns."""
+
+    def __init__(self, app):
+        self.app = app
+        self.open = 0
+        self._refresher: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        accepted = False
+
+        async def counting_send(message):
+            nonlocal accepted
+            if message["type"] == "websocket.accept" and not accepted:
+                accepted = True
+                self.open += 1
+                await self._publish()
+            await send(message)
+
+        try:
+            return await self.app(scope, receive, counting_send)
+        finally:
+            if accepted:
+                self.open -= 1
+                await self._publish()
+
+    async def _publish(self) -> None:
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+        try:
+            await streams.async_redis_client().set(_process_key(), self.open, ex=TTL_SECONDS)
+        except Exception:  # a metric must never break a connection
+            logger.debug("could not publish the websocket count", exc_info=True)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            with contextlib.suppress(Exception):
+                await streams.async_redis_client().set(_process_key(), self.open, ex=TTL_SECONDS)
