@@ -6,11 +6,12 @@ from django.utils.html import format_html, format_html_join
 from accounts.deactivation import user_disable
 from accounts.models import ApiKey, Plan, User
 from accounts.services import api_key_revoke
+from ops.admin_audit import AuditedAdminMixin
 from ops.audit import audit_record
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
     list_display = (*BaseUserAdmin.list_display, "plan", "is_active", "jobs_total", "tokens_total")
     list_filter = (*BaseUserAdmin.list_filter, "plan")
     list_select_related = ("plan",)
@@ -59,11 +60,6 @@ class UserAdmin(BaseUserAdmin):
             rows,
         )
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and form.changed_data:
-            audit_record(actor=request.user, action="user.change", target=obj, details={"changed": form.changed_data})
-
     @admin.action(description="Disable selected users (revoke keys, cancel jobs)", permissions=["change"])
     def disable_users(self, request, queryset):
         for user in queryset:
@@ -84,18 +80,13 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("name", "concurrent_jobs", "requests_per_minute", "tokens_per_day", "updated_at")
     search_fields = ("name",)
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        details = {name: form.cleaned_data.get(name) for name in form.changed_data}
-        audit_record(actor=request.user, action="plan.change" if change else "plan.create", target=obj, details=details)
-
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "name", "user__username", "user__email")

@@ -16,6 +16,7 @@ from inference.models import AIModel, Job
 from inference.services.events import job_replay_events
 from inference.services.jobs import job_cancel
 from inference.services.operator import job_requeue, job_retry, model_trial
+from ops.admin_audit import AuditedAdminMixin
 from ops.audit import audit_record
 
 
@@ -24,27 +25,15 @@ def _seconds(delta: timedelta | None) -> str:
 
 
 @admin.register(AIModel)
-class AIModelAdmin(admin.ModelAdmin):
+class AIModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Saving runs AIModel.clean(), so a backend config that does not validate is refused."""
 
+    audit_name = "model"
     list_display = ("slug", "display_name", "task", "backend", "queue", "enabled", "updated_at")
     list_filter = ("task", "backend", "enabled", "queue")
     search_fields = ("slug", "display_name")
     prepopulated_fields = {"slug": ("display_name",)}
     actions = ["enable_models", "disable_models", "test_model"]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=request.user,
-            action="model.change" if change else "model.create",
-            target=obj,
-            details={"changed": form.changed_data},
-        )
-
-    def delete_model(self, request, obj):
-        audit_record(actor=request.user, action="model.delete", target=obj)
-        super().delete_model(request, obj)
 
     def _set_enabled(self, request, queryset, enabled: bool) -> None:
         action = "model.enable" if enabled else "model.disable"
@@ -106,6 +95,7 @@ class JobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("owner", "model")
     actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
+    change_form_template = "admin/inference/job/change_form.html"
     fieldsets = (
         (None, {"fields": ("id", "owner", "model", "task", "client", "status", "attempt", "max_attempts", "worker")}),
         ("Input", {"fields": ("input_pretty",)}),
@@ -149,6 +139,10 @@ class JobAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job_actions = [("cancel_jobs", "Cancel"), ("retry_jobs", "Retry"), ("requeue_jobs", "Requeue")]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "job_actions": job_actions})
 
     @admin.display(description="Queue wait", ordering="_queue_wait")
     def queue_wait(self, job):

@@ -131,3 +131,34 @@ def test_the_audit_log_is_searchable_and_read_only(operator_client, operator, ow
     response = operator_client.post(f"/admin/ops/auditentry/{entry.pk}/delete/", {"post": "yes"})
     assert response.status_code == 403
     assert AuditEntry.objects.count() == 2
+
+
+def test_admin_saves_and_deletes_are_audited_without_passwords(operator_client, operator):
+    operator_client.post(
+        "/admin/accounts/user/add/",
+        {"username": "newbie", "password1": "a-long-pass-9", "password2": "a-long-pass-9", "usable_password": "true"},
+    )
+    operator_client.post(
+        "/admin/accounts/plan/add/",
+        {"name": "pro", "concurrent_jobs": 4, "requests_per_minute": "", "tokens_per_day": ""},
+    )
+    plan_id = AuditEntry.objects.get(action="plan.create").target_id
+    operator_client.post(f"/admin/accounts/plan/{plan_id}/delete/", {"post": "yes"})
+
+    created = AuditEntry.objects.get(action="user.create")
+    assert created.target_repr == "newbie"
+    assert "a-long-pass-9" not in str(created.details)
+    assert AuditEntry.objects.get(action="plan.create").details["changed"]["concurrent_jobs"] == 4
+    assert AuditEntry.objects.filter(action="plan.delete", target_id=plan_id).exists()
+
+
+def test_the_job_page_offers_the_actions_for_that_job(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=_chat("one job"))
+
+    page = operator_client.get(f"/admin/inference/job/{job.id}/change/").content.decode()
+    assert 'value="requeue_jobs"' in page
+    assert f'name="_selected_action" value="{job.id}"' in page
+
+    operator_client.post("/admin/inference/job/", {"action": "cancel_jobs", "_selected_action": [str(job.id)]})
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELED
