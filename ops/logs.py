@@ -16,6 +16,8 @@ import re
 import uuid
 from datetime import UTC, datetime
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("djinn_job_id", default=None)
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("djinn_request_id", default=None)
 
@@ -64,19 +66,45 @@ def new_request_id(given: str | None = None) -> str:
 
 
 class RequestIdMiddleware:
-    """Sets the request id for the request's logs and echoes it in the response."""
+    """Sets the request id for the request's logs and echoes it in the response.
+
+    Sync and async: a sync-only middleware would push the async hot paths (job create, SSE) through a thread.
+    """
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
-        request_token = request_id_var.set(request_id)
-        job_token = job_id_var.set(None)
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        tokens = self._enter(request)
         try:
             response = self.get_response(request)
         finally:
-            request_id_var.reset(request_token)
-            job_id_var.reset(job_token)
-        response[REQUEST_ID_HEADER] = request_id
+            self._leave(tokens)
+        response[REQUEST_ID_HEADER] = tokens[2]
         return response
+
+    async def _acall(self, request):
+        tokens = self._enter(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            self._leave(tokens)
+        response[REQUEST_ID_HEADER] = tokens[2]
+        return response
+
+    @staticmethod
+    def _enter(request):
+        request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER))
+        return request_id_var.set(request_id), job_id_var.set(None), request_id
+
+    @staticmethod
+    def _leave(tokens) -> None:
+        request_id_var.reset(tokens[0])
+        job_id_var.reset(tokens[1])

@@ -69,3 +69,25 @@ def test_the_worker_logs_json_with_the_job_id_and_the_submitting_request_id(work
         worker.stop()
 
     assert all(line["request_id"] == "req-from-the-web" for line in lines)
+
+
+def test_the_request_id_middleware_stays_async_for_async_views():
+    import asyncio
+
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from ops.logs import RequestIdMiddleware
+
+    seen = {}
+
+    async def view(request):
+        seen["request_id"] = request_id_var.get()
+        return HttpResponse("ok")
+
+    middleware = RequestIdMiddleware(view)
+    response = asyncio.run(middleware(RequestFactory().get("/", HTTP_X_REQUEST_ID="async-1")))
+
+    assert seen == {"request_id": "async-1"}
+    assert response["X-Request-ID"] == "async-1"
+    assert request_id_var.get() is None
