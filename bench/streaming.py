@@ -231,11 +231,18 @@ async def idle_socket_memory(client: Client, pid: int, sockets: int, cycles: int
 def prepare() -> tuple[dict[str, str], str]:
     env = bench_env()
     setup_django(env)
-    from accounts.models import User
+    from accounts.models import Plan, User
     from accounts.services import api_key_create
+    from inference.models import Job
 
     register_models()
-    user, _ = User.objects.get_or_create(username="bench")
+    # Limits high enough never to refuse: this measures streaming, not quotas.
+    plan, _ = Plan.objects.update_or_create(
+        name="bench-streaming",
+        defaults={"concurrent_jobs": 10_000, "requests_per_minute": 10_000_000, "tokens_per_day": None},
+    )
+    user, _ = User.objects.update_or_create(username="bench", defaults={"plan": plan})
+    Job.objects.filter(owner=user, status__in=["queued", "running"]).update(status="canceled")
     return env, api_key_create(user=user, name="bench").plaintext
 
 
