@@ -27,21 +27,34 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = ARTIFACTS / "screenshots"
 
-# Playwright's sync API keeps an event loop on the test's thread; the tests' own ORM calls are
-# plain synchronous code between browser steps, so Django's guard against async contexts is lifted.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-
-@pytest.fixture(scope="session")
-def browser():
+# Module-scoped: Playwright's sync API keeps an asyncio loop running on the test thread, and
+# Django refuses ORM calls while one runs. For this module's tests (their own ORM calls and the
+# database flush after each) the guard is lifted; it comes back, and the loop is gone, before
+# other modules run. The platform's processes copied their environment (worker_env) before.
+@pytest.fixture(scope="module")
+def browser(worker_env, daphne_server):
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail("Chromium is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _browser_first(browser):
+    """Every test here starts the browser (and lifts the guard) before its database fixtures run."""
 
 
 @pytest.fixture
