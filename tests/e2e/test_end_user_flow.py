@@ -213,3 +213,23 @@ def test_a_lost_connection_resumes_after_the_last_event_seen(new_page, slow_echo
     assert len(urls) >= 2
     assert urls[0].endswith("after=0")
     assert re.search(r"after=([1-9]\d*)$", urls[1]), urls
+
+
+def test_copy_and_regenerate(new_page, slow_echo, celery_worker):
+    page = new_page()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_up(page, "max")
+    send(page, "copy these words", max_tokens="6")
+    answer = last_answer(page)
+    expect(answer).to_have_attribute("data-finished", "true")
+    answer.get_by_role("button", name="Copy").click()
+    expect(answer.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == "copy these words copy these words"
+
+    first_job = answer.get_attribute("data-job")
+    answer.get_by_role("button", name="Regenerate").click()
+    expect(page.locator(".msg-assistant")).to_have_count(1)
+    expect(last_answer(page)).not_to_have_attribute("data-job", first_job)
+    expect(last_answer(page)).to_have_attribute("data-finished", "true")
+    assert answer_text(page) == "copy these words copy these words"
+    assert Job.objects.filter(owner__username="max").count() == 2
