@@ -13,6 +13,7 @@ from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
+from inference.models import TERMINAL_STATUSES
 from ops import stats
 from ops.websockets import websockets_open
 
@@ -32,12 +33,24 @@ class DjinnCollector:
     """Jobs, tokens, latencies, queues and workers, as Prometheus sees them."""
 
     def collect(self) -> Iterator:
-        jobs = CounterMetricFamily("djinn_jobs", "Jobs by model and current status.", labels=["model", "status"])
+        # Counters only for what never changes back: jobs created, and jobs that ended, by how they ended.
+        # Queued and running jobs are states, reported as the djinn_jobs_active gauge below.
+        created = CounterMetricFamily("djinn_jobs_created", "Jobs created, by model.", labels=["model"])
+        jobs = CounterMetricFamily("djinn_jobs", "Jobs that ended, by model and status.", labels=["model", "status"])
         tokens = CounterMetricFamily("djinn_tokens", "Tokens counted by the platform.", labels=["model", "kind"])
+        per_model: dict[str, dict[str, int]] = {}
         for row in stats.job_totals():
-            jobs.add_metric([row["model__slug"], row["status"]], row["n"])
-            tokens.add_metric([row["model__slug"], "prompt"], row["prompt"] or 0)
-            tokens.add_metric([row["model__slug"], "completion"], row["completion"] or 0)
+            figures = per_model.setdefault(row["model__slug"], {"created": 0, "prompt": 0, "completion": 0})
+            figures["created"] += row["n"]
+            figures["prompt"] += row["prompt"] or 0
+            figures["completion"] += row["completion"] or 0
+            if row["status"] in TERMINAL_STATUSES:
+                jobs.add_metric([row["model__slug"], row["status"]], row["n"])
+        for model, figures in sorted(per_model.items()):
+            created.add_metric([model], figures["created"])
+            tokens.add_metric([model, "prompt"], figures["prompt"])
+            tokens.add_metric([model, "completion"], figures["completion"])
+        yield created
         yield jobs
         yield tokens
 

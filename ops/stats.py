@@ -84,8 +84,12 @@ def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
 def recent_jobs(now: datetime, window: timedelta = WINDOW) -> list[dict[str, Any]]:
     """Jobs created or finished within the window, newest first, with their timings in seconds."""
     since = now - window
+    # A job lives at most its queue timeout plus a time limit per attempt: this bound keeps the scan on the index.
+    lifetime = settings.JOB_QUEUE_TIMEOUT_SECONDS + settings.JOB_MAX_ATTEMPTS * settings.JOB_TIME_LIMIT_SECONDS
+    oldest = since - timedelta(seconds=lifetime)
     rows = (
-        Job.objects.filter(Q(created_at__gte=since) | Q(finished_at__gte=since))
+        Job.objects.filter(created_at__gte=oldest)
+        .filter(Q(created_at__gte=since) | Q(finished_at__gte=since))
         .order_by("-created_at")
         .values(
             "status",

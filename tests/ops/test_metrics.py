@@ -37,7 +37,8 @@ def test_metrics_parse_as_prometheus_text_with_the_token(client, metrics_token, 
 
     samples = _scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
-    assert _jobs(samples, "echo", "queued") == 1
+    assert samples[("djinn_jobs_created_total", (("model", "echo"),))] == 1
+    assert _jobs(samples, "echo", "queued") == 0  # a state, not a count of events: see djinn_jobs_active
     assert samples[("djinn_jobs_active", (("queue", "default"), ("status", "queued")))] == 1
     assert ("djinn_queue_depth", (("queue", "default"),)) in samples
     assert ("djinn_workers_online", ()) in samples
@@ -79,6 +80,8 @@ def test_counters_move_when_a_real_worker_runs_jobs(client, metrics_token, celer
     after = _scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     assert _jobs(after, "echo", "succeeded") - _jobs(before, "echo", "succeeded") == 3
+    created = ("djinn_jobs_created_total", (("model", "echo"),))
+    assert after[created] - before.get(created, 0) == 3
     completion = ("djinn_tokens_total", (("kind", "completion"), ("model", "echo")))
     assert after[completion] - before.get(completion, 0) == 6
     assert after[("djinn_workers_online", ())] >= 1
