@@ -58,6 +58,14 @@ def finished(job, timeout: float = 120):
     return job
 
 
+def watcher_text(job) -> str:
+    """The answer a watcher of the job's event log ends up showing (a retry may restart it)."""
+    from inference import streams
+    from inference.services.events import visible_text
+
+    return visible_text(streams.read_events(job.id))
+
+
 def chat(text: str, **params) -> dict:
     return {"messages": [{"role": "user", "content": text}], **params}
 

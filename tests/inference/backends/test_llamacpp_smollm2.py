@@ -6,7 +6,7 @@ from inference import streams
 from inference.backends import BackendError, build_backend
 from inference.models import JobStatus
 from inference.services.jobs import job_cancel, job_submit
-from tests.inference.backends.conftest import chat, finished
+from tests.inference.backends.conftest import chat, finished, watcher_text
 from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
@@ -23,7 +23,7 @@ def test_smollm2_answers_a_chat_prompt_streamed_in_several_deltas(celery_worker,
     assert job.output_text.strip()
     deltas = _deltas(job)
     assert len(deltas) > 1, "tokens should arrive as they are generated, in several deltas"
-    assert "".join(deltas) == job.output_text
+    assert watcher_text(job) == job.output_text
     assert 0 < job.completion_tokens <= smollm2.max_output_tokens
     assert job.prompt_tokens > 7, "the prompt is counted with the chat template's tokens"
     assert job.first_token_at < job.finished_at
@@ -61,7 +61,7 @@ def test_cancel_stops_generation_between_tokens_and_keeps_the_partial_answer(cel
 
     assert job.status == JobStatus.CANCELED
     assert 0 < job.completion_tokens < 500
-    assert "".join(_deltas(job)) == job.output_text
+    assert watcher_text(job) == job.output_text
 
 
 # The backend on its own, in this process: what the worker runs, without the platform around it.
@@ -120,3 +120,23 @@ def test_a_prompt_longer_than_the_context_is_refused_with_a_code():
         backend.close()
 
     assert error.value.code == "context_length_exceeded"
+
+
+def test_a_retried_answer_continues_where_the_lost_worker_stopped(celery_worker, start_worker, owner, smollm2):
+    # The retry regenerates with the same seed: llama.cpp must give the very same tokens, so
+    # watchers see one seamless answer and no restart.
+    smollm2.queue = f"smollm2-crash-{owner.pk}"
+    smollm2.save()
+    doomed = start_worker(smollm2.queue)
+    job = job_submit(user=owner, model=smollm2.slug, input=chat("Tell me a long story about a dragon.", max_tokens=300))
+    wait_for(lambda: len(_deltas(job)) >= 5, timeout=60, what="the job to stream")
+
+    doomed.kill()
+    start_worker(smollm2.queue)
+    job = finished(job)
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert job.attempt == 2
+    events = streams.read_events(job.id)
+    assert not any(event.data.get("restart") for event in events)
+    assert "".join(_deltas(job)) == job.output_text
