@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -18,6 +19,8 @@ from inference.services.jobs import job_cancel
 from inference.services.operator import job_requeue, job_retry, model_trial
 from ops.admin_audit import AuditedAdminMixin
 from ops.audit import audit_record
+
+TRIAL_BUDGET_SECONDS = 20.0
 
 
 def _seconds(delta: timedelta | None) -> str:
@@ -54,10 +57,12 @@ class AIModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Test this model (runs a short job and waits for it)", permissions=["change"])
     def test_model(self, request, queryset):
+        # Sync views share one thread per daphne process: the whole action waits TRIAL_BUDGET_SECONDS at most.
+        deadline = time.monotonic() + TRIAL_BUDGET_SECONDS
         trials = []
         for model in queryset[:5]:
             try:
-                trial = model_trial(model=model, user=request.user)
+                trial = model_trial(model=model, user=request.user, timeout=max(0.0, deadline - time.monotonic()))
             except DjinnError as exc:
                 messages.error(request, f"{model.slug}: {exc.message}")
                 continue
