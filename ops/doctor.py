@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import checks as django_checks
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from inference.backends import BackendConfigError, BackendError, build_backend, model_files, validate_backend_config
@@ -124,10 +124,17 @@ def run_doctor() -> list[Finding]:
     findings = [*check_database()]
     redis = [*check_redis()]
     findings += redis
-    findings += check_workers(redis_ok=redis[0].level == OK)
-    if findings[0].level == OK:
-        findings += check_models()
-    else:
+    try:
+        findings += check_workers(redis_ok=redis[0].level == OK)
+    except DatabaseError as exc:
+        findings.append(Finding(FAIL, "workers", f"cannot read model queues: {exc}".strip(), "run `manage.py migrate`"))
+    if health.check_database() is not None:
         findings.append(Finding(FAIL, "models", "unknown while the database is unreachable", "fix the database first"))
+    else:
+        try:
+            findings += check_models()
+        except DatabaseError as exc:  # tables missing before `migrate`
+            problem = f"cannot read the registry: {exc}".strip()
+            findings.append(Finding(FAIL, "models", problem, "run `manage.py migrate`"))
     findings += check_settings()
     return findings
