@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -23,14 +22,16 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-# Playwright's sync API keeps an event loop on this thread; the ORM calls between browser steps are plain sync code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 @pytest.fixture
-def page(daphne_server):
+def page(daphne_server, celery_worker, monkeypatch):
+    """A Chromium page; Django's async guard is lifted only while it lives, after daphne and the worker started.
+
+    Playwright's sync API keeps an event loop on this thread; the ORM calls between browser steps are plain sync code.
+    """
     from playwright.sync_api import sync_playwright
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         context = browser.new_context(base_url=daphne_server.url)
@@ -40,7 +41,7 @@ def page(daphne_server):
         browser.close()
 
 
-def test_the_dashboard_updates_live_while_jobs_run(page, celery_worker, django_user_model, owner, echo_model):
+def test_the_dashboard_updates_live_while_jobs_run(page, django_user_model, owner, echo_model):
     from playwright.sync_api import expect
 
     django_user_model.objects.create_superuser(username="operator", email="op@example.com", password="pw-op-12345")
