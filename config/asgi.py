@@ -12,10 +12,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket_auth import ApiKeyOrSessionAuthMiddleware  # noqa: E402
 from inference.routing import websocket_urlpatterns  # noqa: E402
+from ops.websockets import WebsocketCounter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": ApiKeyOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": WebsocketCounter(ApiKeyOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

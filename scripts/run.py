@@ -112,7 +112,8 @@ def manage(*args: str, env: dict[str, str], capture: bool = False) -> str:
 def ensure_operator(env: dict[str, str]) -> str:
     """Create the `admin` operator with a random password once; say how to log in."""
     code = "from accounts.models import User\nprint('yes' if User.objects.filter(is_superuser=True).exists() else 'no')"
-    if manage("shell", "-c", code, env=env, capture=True).strip() == "yes":
+    # The shell prints a banner of its own first; the answer is the last line.
+    if manage("shell", "-c", code, env=env, capture=True).strip().splitlines()[-1] == "yes":
         if CREDENTIALS.exists():
             return CREDENTIALS.read_text().strip()
         return "log in with your superuser (reset a password with: .venv/bin/python manage.py changepassword NAME)"
