@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
+CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
 FEED_WAIT_MS = 15_000
 
 
@@ -79,7 +80,7 @@ class JobStreamConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:
             logger.exception("stream of job %s failed", self.job.id)
-            await self.close(code=1011)
+            await self.close(code=CLOSE_INTERNAL_ERROR)
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.follower is None:
@@ -135,7 +136,7 @@ class UserJobsConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:
             logger.exception("job feed of user %s failed", self.user_id)
-            await self.close(code=1011)
+            await self.close(code=CLOSE_INTERNAL_ERROR)
 
     async def disconnect(self, code):
         if self.follower is not None:

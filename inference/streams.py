@@ -35,6 +35,11 @@ return seq
 """
 
 
+MAX_CONNECTIONS = 10_000
+# redis-py times reads out after 5 s by default; watchers block on XREAD for up to 15 s.
+SOCKET_TIMEOUT_SECONDS = 60
+
+
 class Superseded(Exception):
     """A newer attempt owns this job's log; the writer must stop."""
 
@@ -53,7 +58,14 @@ class Event:
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
     """One connection pool per process, shared by every writer and reader."""
-    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, health_check_interval=30)
+    # redis-py caps a pool at 100 connections; a threaded worker runs more jobs than that at once.
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        decode_responses=True,
+        health_check_interval=30,
+        max_connections=MAX_CONNECTIONS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -117,7 +129,14 @@ def async_redis_client() -> redis.asyncio.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, decode_responses=True, health_check_interval=30)
+        # Every live watcher holds a connection while it blocks on its job's log.
+        client = redis.asyncio.Redis.from_url(
+            settings.REDIS_URL,
+            decode_responses=True,
+            health_check_interval=30,
+            max_connections=MAX_CONNECTIONS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        )
         _async_clients[loop] = client
     return client
 
