@@ -54,7 +54,7 @@ format: install-dev
 	$(VENV)/bin/ruff format .
 
 test: install-dev services browser lint
-	$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=config.settings_test $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-dev services

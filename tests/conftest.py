@@ -21,6 +21,19 @@ def _clean_redis():
     return
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _disconnect_children_before_teardown(django_db_setup, django_db_blocker):
+    """Close what the platform's processes left open, so the test database can be dropped at the end."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def owner(django_user_model):
     return django_user_model.objects.create_user(username="owner", email="owner@example.com", password="pw-owner-1")
