@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count, Sum
 from django.utils.html import format_html, format_html_join
@@ -18,6 +19,47 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("Quotas", {"fields": ("plan",)}), ("Usage", {"fields": ("usage",)}))
     readonly_fields = ("usage",)
     actions = ["disable_users"]
+
+    def save_model(self, request, obj, form, change):
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        if deactivating and obj.pk == request.user.pk:
+            obj.is_active = True  # an operator locking themselves out by accident helps nobody
+            form.changed_data.remove("is_active")
+            messages.error(request, "You cannot disable yourself; the rest of your changes were saved.")
+            deactivating = False
+        super().save_model(request, obj, form, change)
+        if deactivating:
+            # Unticking "Active" must stop the user's work exactly as the bulk action does.
+            self._disable(request, obj)
+
+    def user_change_password(self, request, id, form_url=""):
+        user = self.get_object(request, unquote(id))
+        hash_before = user.password if user is not None else None
+        response = super().user_change_password(request, id, form_url)
+        if user is not None and request.method == "POST":
+            user.refresh_from_db(fields=["password"])
+            if user.password != hash_before:
+                # Only that it happened: never the password, not even its hash.
+                audit_record(
+                    actor=request.user,
+                    action="user.password_set",
+                    target=user,
+                    details={"usable": user.has_usable_password()},
+                )
+        return response
+
+    def _disable(self, request, user: User) -> None:
+        outcome = user_disable(user=user)
+        audit_record(
+            actor=request.user,
+            action="user.disable",
+            target=user,
+            details={"keys_revoked": outcome.keys_revoked, "jobs_canceled": outcome.jobs_canceled},
+        )
+        messages.success(
+            request,
+            f"Disabled {user}: {outcome.keys_revoked} key(s) revoked, {outcome.jobs_canceled} job(s) canceled.",
+        )
 
     def get_queryset(self, request):
         return (
@@ -66,17 +108,7 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             if user.pk == request.user.pk:
                 messages.error(request, "You cannot disable yourself.")
                 continue
-            outcome = user_disable(user=user)
-            audit_record(
-                actor=request.user,
-                action="user.disable",
-                target=user,
-                details={"keys_revoked": outcome.keys_revoked, "jobs_canceled": outcome.jobs_canceled},
-            )
-            messages.success(
-                request,
-                f"Disabled {user}: {outcome.keys_revoked} key(s) revoked, {outcome.jobs_canceled} job(s) canceled.",
-            )
+            self._disable(request, user)
 
 
 @admin.register(Plan)

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from inference import streams
 from inference.errors import DjinnError
-from inference.models import AIModel, Job
+from inference.models import AIModel, Job, JobStatus
 from inference.services.events import job_replay_events
 from inference.services.jobs import job_cancel
 from inference.services.operator import job_requeue, job_retry, model_trial
@@ -81,6 +81,8 @@ class AIModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    """Jobs are history: operators cancel, retry or requeue them here, and never delete them."""
+
     list_display = (
         "id",
         "owner",
@@ -145,6 +147,10 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Usage, quotas and /metrics count stored jobs; a deleted job would rewrite history without a trace.
+        return False
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job_actions = [("cancel_jobs", "Cancel"), ("retry_jobs", "Retry"), ("requeue_jobs", "Requeue")]
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "job_actions": job_actions})
@@ -199,13 +205,30 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected jobs", permissions=["change"])
     def cancel_jobs(self, request, queryset):
-        count = 0
+        canceled = asked = skipped = 0
         for job in queryset:
-            before = job.status
+            before, already_asked = job.status, job.cancel_requested_at is not None
             job = job_cancel(job=job)
-            audit_record(actor=request.user, action="job.cancel", target=job, details={"status_before": before})
-            count += 1
-        messages.success(request, f"Asked {count} job(s) to stop.")
+            if job.status != before:
+                canceled += 1
+            elif job.status == JobStatus.RUNNING and not already_asked:
+                asked += 1  # it stops between two chunks, keeping its partial output
+            else:
+                skipped += 1  # already finished, or already asked to stop: nothing changed
+                continue
+            audit_record(
+                actor=request.user,
+                action="job.cancel",
+                target=job,
+                details={"status_before": before, "status_after": job.status},
+            )
+        parts = [f"Canceled {canceled} job(s)."]
+        if asked:
+            parts.append(f"Asked {asked} running job(s) to stop.")
+        if skipped:
+            parts.append(f"Skipped {skipped} job(s) that had already finished or been asked to stop.")
+        level = messages.SUCCESS if canceled or asked else messages.WARNING
+        messages.add_message(request, level, " ".join(parts))
 
     @admin.action(description="Retry selected jobs (a new job with the same input)", permissions=["change"])
     def retry_jobs(self, request, queryset):

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from ops.admin_audit import AuditedAdminMixin
 from web.models import Conversation, Message
 
 
@@ -12,7 +13,8 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "conversation"
     list_display = ("title", "owner", "model", "updated_at")
     list_filter = ("model",)
     search_fields = ("title", "owner__username")

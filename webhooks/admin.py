@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from ops.admin_audit import AuditedAdminMixin
 from webhooks.models import JobWebhook, WebhookAttempt, WebhookDelivery
 
 
@@ -15,7 +16,8 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "webhook_delivery"
     list_display = ("id", "owner", "job", "event", "status", "attempts", "last_status_code", "created_at")
     list_filter = ("status", "event")
     search_fields = ("=id", "=job__id", "owner__username", "url")
@@ -31,7 +33,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobWebhook)
-class JobWebhookAdmin(admin.ModelAdmin):
+class JobWebhookAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "job_webhook"
     list_display = ("job", "url", "events")
     search_fields = ("=job__id", "url")
     raw_id_fields = ("job",)

@@ -27,7 +27,15 @@ logger = logging.getLogger(__name__)
 
 
 def job_retry(*, job: Job) -> Job:
-    """A new job with the same owner, model and input, marked as coming from the admin."""
+    """A new job with the same owner, model and input, marked as coming from the admin.
+
+    Refused (Conflict, code `owner_inactive`) when the owner is disabled: a retry must not run work for them.
+    """
+    if not User.objects.filter(pk=job.owner_id, is_active=True).exists():
+        raise Conflict(
+            f"The owner of this job ({job.owner}) is disabled; enable the user before retrying their jobs.",
+            code="owner_inactive",
+        )
     return job_submit(user=job.owner, model=job.model, input=dict(job.input), client=JobClient.ADMIN)
 
 

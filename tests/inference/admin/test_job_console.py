@@ -83,7 +83,49 @@ def test_cancel_cancels_a_queued_job_and_is_audited(operator_client, operator, o
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELED
     entry = AuditEntry.objects.get(action="job.cancel")
-    assert (entry.actor, entry.target_id, entry.details) == (operator, str(job.id), {"status_before": "queued"})
+    assert (entry.actor, entry.target_id) == (operator, str(job.id))
+    assert entry.details == {"status_before": "queued", "status_after": "canceled"}
+
+
+def test_cancel_skips_finished_jobs_without_an_audit_entry_and_says_how_many(operator_client, owner, echo_model):
+    queued = job_submit(user=owner, model=echo_model, input=chat("stop me"))
+    done = job_submit(user=owner, model=echo_model, input=chat("already done"))
+    Job.objects.filter(id=done.id).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+
+    page = _act(operator_client, "cancel_jobs", queued, done).content.decode()
+
+    done.refresh_from_db()
+    assert done.status == JobStatus.SUCCEEDED
+    assert list(AuditEntry.objects.filter(action="job.cancel").values_list("target_id", flat=True)) == [str(queued.id)]
+    assert "Canceled 1 job(s)." in page
+    assert "Skipped 1 job(s)" in page
+
+
+def test_cancel_asks_a_running_job_to_stop_once_and_audits_only_the_first_request(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("long answer"))
+    Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now(), worker="w@host")
+
+    first = _act(operator_client, "cancel_jobs", job).content.decode()
+    second = _act(operator_client, "cancel_jobs", job).content.decode()
+
+    job.refresh_from_db()
+    assert job.cancel_requested_at is not None
+    assert "Asked 1 running job(s) to stop." in first
+    assert "Skipped 1 job(s)" in second
+    entry = AuditEntry.objects.get(action="job.cancel")
+    assert entry.details == {"status_before": "running", "status_after": "running"}
+
+
+def test_jobs_cannot_be_deleted_from_the_admin(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("keep me"))
+
+    assert operator_client.post(f"{CHANGELIST}{job.id}/delete/", {"post": "yes"}).status_code == 403
+    page = _act(operator_client, "delete_selected", job).content.decode()
+
+    assert Job.objects.filter(id=job.id).exists()
+    assert 'value="delete_selected"' not in operator_client.get(CHANGELIST).content.decode()
+    assert "No action selected" in page
+    assert not AuditEntry.objects.exists()
 
 
 def test_retry_submits_a_new_job_with_the_same_input_from_the_admin(operator_client, owner, echo_model):
@@ -99,6 +141,18 @@ def test_retry_submits_a_new_job_with_the_same_input_from_the_admin(operator_cli
     entry = AuditEntry.objects.get(action="job.retry")
     assert entry.target_id == str(job.id)
     assert entry.details == {"new_job": str(new_job.id)}
+
+
+def test_retry_is_refused_for_a_disabled_owner(operator_client, owner, echo_model):
+    job = job_submit(user=owner, model=echo_model, input=chat("again please"))
+    Job.objects.filter(id=job.id).update(status=JobStatus.FAILED, error_code="backend_error")
+    type(owner).objects.filter(pk=owner.pk).update(is_active=False)
+
+    page = _act(operator_client, "retry_jobs", job).content.decode()
+
+    assert Job.objects.count() == 1
+    assert "is disabled; enable the user before retrying" in page
+    assert not AuditEntry.objects.filter(action="job.retry").exists()
 
 
 def test_requeue_resends_a_stuck_queued_job(operator_client, owner, echo_model):
