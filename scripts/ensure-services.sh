@@ -7,7 +7,8 @@ pg_host=127.0.0.1 pg_port=5432 redis_port=6379
 pg_up() { pg_isready -q -h "$pg_host" -p "$pg_port" 2>/dev/null || python3 -c "import socket; socket.create_connection(('$pg_host', $pg_port), 1)" 2>/dev/null; }
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ]; }
 
-if ! pg_up; then
+# TEST_DATABASE_URL / TEST_REDIS_URL point the tests at services elsewhere: nothing to start here.
+if [ -z "${TEST_DATABASE_URL:-}" ] && ! pg_up; then
   echo "PostgreSQL is not answering on $pg_host:$pg_port; starting it..."
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
@@ -16,7 +17,7 @@ if ! pg_up; then
   pg_up || { echo "PostgreSQL is not running and could not be started: install it, or point TEST_DATABASE_URL at one." >&2; exit 1; }
 fi
 
-if ! redis_up; then
+if [ -z "${TEST_REDIS_URL:-}" ] && ! redis_up; then
   echo "Redis is not answering on 127.0.0.1:$redis_port; starting it..."
   if command -v redis-server >/dev/null; then
     mkdir -p /tmp/djinn-redis
@@ -26,4 +27,4 @@ if ! redis_up; then
   for _ in $(seq 1 30); do redis_up && break; sleep 0.2; done
   redis_up || { echo "Redis is not running and could not be started: install redis-server, or point TEST_REDIS_URL at one." >&2; exit 1; }
 fi
-echo "PostgreSQL and Redis are up."
+echo "PostgreSQL and Redis are up${TEST_DATABASE_URL:+ (database from TEST_DATABASE_URL)}${TEST_REDIS_URL:+ (Redis from TEST_REDIS_URL)}."

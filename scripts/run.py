@@ -19,11 +19,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 RUN_DIR = ROOT / ".run"
 PYTHON = sys.executable
-HOST = os.environ.get("DJINN_HOST", "127.0.0.1")
-PORT = int(os.environ.get("DJINN_PORT", "8000"))
 CREDENTIALS = RUN_DIR / "operator-credentials"
+
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+
+from config.env import env as setting  # noqa: E402
+from config.env import load_dotenv  # noqa: E402
+
+# `.env` counts here as it does for Django: a REDIS_URL or DJINN_PORT written there is honoured.
+load_dotenv(ROOT / ".env")
+try:
+    HOST = setting.str("DJINN_HOST", "127.0.0.1")
+    PORT = setting.int("DJINN_PORT", 8000, min_value=1, max_value=65535)
+    WORKER_QUEUES = setting.str("WORKER_QUEUES", "default")
+    WORKER_CONCURRENCY = setting.int("WORKER_CONCURRENCY", 2, min_value=1, max_value=64)
+except ImproperlyConfigured as exc:
+    raise SystemExit(f"djinn | {exc}") from None
 
 
 def say(message: str) -> None:
@@ -169,7 +183,6 @@ def main() -> int:
         manage("migrate", "--no-input", "-v", "0", env=env)
         manage("registermodels", env=env)
         login = ensure_operator(env)
-        queues = os.environ.get("WORKER_QUEUES", "default")
         commands = {
             "daphne": [PYTHON, "-m", "daphne", "-b", HOST, "-p", str(PORT), "config.asgi:application"],
             "worker": [
@@ -182,9 +195,9 @@ def main() -> int:
                 "-l",
                 "info",
                 "-Q",
-                queues,
+                WORKER_QUEUES,
                 "-c",
-                os.environ.get("WORKER_CONCURRENCY", "2"),
+                str(WORKER_CONCURRENCY),
                 "-n",
                 "worker@%h",
             ],

