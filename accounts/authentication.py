@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from rest_framework import authentication, exceptions
 
 from accounts.services import api_key_authenticate
@@ -34,10 +33,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 async def authenticate_async(request) -> tuple[object | None, str]:
     """For async views outside DRF: (user, "") or (None, error code). Same rules as the DRF class."""
+    from inference.api.asyncview import run_db  # the API's database threads, not Django's one sync thread
+
     header = request.headers.get("Authorization")
     if header:
         token = bearer_token(header)
-        api_key = await sync_to_async(api_key_authenticate)(plaintext=token) if token else None
+        api_key = await run_db(api_key_authenticate, plaintext=token) if token else None
         return (api_key.user, "") if api_key else (None, "invalid_api_key")
     user = await request.auser()
     return (user, "") if user.is_authenticated else (None, "not_authenticated")

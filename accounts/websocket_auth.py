@@ -9,12 +9,12 @@ or any page on the web could open sockets as the visitor.
 from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
 
 from accounts.authentication import bearer_token
 from accounts.services import api_key_authenticate
+from inference.api.asyncview import run_db  # many handshakes at once must not queue on one thread
 
 
 def _authorization_header(scope) -> str | None:
@@ -34,7 +34,7 @@ class ApiKeyOrSessionAuthMiddleware:
         if header is None:
             return await self.session_app(scope, receive, send)
         token = bearer_token(header)
-        api_key = await database_sync_to_async(api_key_authenticate)(plaintext=token) if token else None
+        api_key = await run_db(api_key_authenticate, plaintext=token) if token else None
         if api_key is None:
             # The consumer closes with 4401, as it does for a handshake with no credentials at all.
             return await self.inner({**scope, "user": AnonymousUser()}, receive, send)
