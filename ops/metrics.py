@@ -1,15 +1,18 @@
 """/metrics: a Prometheus collector that reads the database and Redis at scrape time.
 
 Nothing is counted in process memory, so every web process answers the same
-and a restart loses nothing: counters are totals over the jobs table.
-Histograms cover the jobs of the last hour (see ops.stats.WINDOW).
+and a restart loses nothing. Counters and histograms are totals over every
+job ever stored (one pass over the jobs table per scrape): a job is counted
+when it is created, and its latencies when it ends, so they only ever grow,
+as rate() and histogram_quantile() expect. Jobs are never deleted by the
+platform; deleting a user deletes their jobs, which Prometheus sees as a
+counter reset.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
@@ -20,9 +23,10 @@ from ops.websockets import websockets_open
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
 
 
-def _histogram(name: str, documentation: str, values: list[float]) -> HistogramMetricFamily:
-    buckets = [(_le(bound), sum(1 for v in values if v <= bound)) for bound in LATENCY_BUCKETS]
-    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum(values))
+def _histogram(name: str, documentation: str, rows: list[dict], key: str) -> HistogramMetricFamily:
+    counts = [sum(row[f"{key}_le"][index] for row in rows) for index in range(len(LATENCY_BUCKETS))]
+    buckets = [(_le(bound), count) for bound, count in zip(LATENCY_BUCKETS, counts, strict=True)]
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum(row[f"{key}_sum"] for row in rows))
 
 
 def _le(bound: float) -> str:
@@ -39,7 +43,8 @@ class DjinnCollector:
         jobs = CounterMetricFamily("djinn_jobs", "Jobs that ended, by model and status.", labels=["model", "status"])
         tokens = CounterMetricFamily("djinn_tokens", "Tokens counted by the platform.", labels=["model", "kind"])
         per_model: dict[str, dict[str, int]] = {}
-        for row in stats.job_totals():
+        totals = stats.job_totals(latency_bounds=LATENCY_BUCKETS)
+        for row in totals:
             figures = per_model.setdefault(row["model__slug"], {"created": 0, "prompt": 0, "completion": 0})
             figures["created"] += row["n"]
             figures["prompt"] += row["prompt"] or 0
@@ -54,22 +59,17 @@ class DjinnCollector:
         yield jobs
         yield tokens
 
-        recent = stats.recent_jobs(timezone.now())
-        window = "jobs of the last hour"
         yield _histogram(
-            "djinn_job_queue_wait_seconds",
-            f"From creation to start, {window}.",
-            [j["queue_wait"] for j in recent if j["queue_wait"] is not None],
+            "djinn_job_queue_wait_seconds", "From creation to start, observed when the job ends.", totals, "queue_wait"
         )
         yield _histogram(
             "djinn_job_time_to_first_token_seconds",
-            f"From start to the first token, {window}.",
-            [j["ttft"] for j in recent if j["ttft"] is not None],
+            "From start to the first token, observed when the job ends.",
+            totals,
+            "ttft",
         )
         yield _histogram(
-            "djinn_job_duration_seconds",
-            f"From creation to the end, {window}.",
-            [j["total"] for j in recent if j["total"] is not None],
+            "djinn_job_duration_seconds", "From creation to the end, observed when the job ends.", totals, "duration"
         )
 
         workers = stats.workers_or_empty()

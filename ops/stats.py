@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 
 from inference import streams
@@ -204,10 +204,47 @@ def dashboard(*, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def job_totals() -> list[dict[str, Any]]:
-    """Jobs and tokens by model and status over all time, for /metrics' counters."""
-    return list(
-        Job.objects.values("model__slug", "status").annotate(
-            n=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
-        )
+# The latencies /metrics keeps as histograms: each is observed once, when its job ends, and never changes after.
+LATENCIES = {
+    "queue_wait": ("started_at", "created_at"),
+    "ttft": ("first_token_at", "started_at"),
+    "duration": ("finished_at", "created_at"),
+}
+
+
+def job_totals(*, latency_bounds: tuple[float, ...] = ()) -> list[dict[str, Any]]:
+    """Jobs and tokens by model and status over all time, for /metrics' counters and histograms.
+
+    With `latency_bounds`, each row also counts its finished jobs' latencies
+    into cumulative buckets (`<name>_le` lists, one count per bound, then
+    `<name>_count` and `<name>_sum` in seconds) over all time, in the same
+    single pass: a finished job never changes, so every figure only grows.
+    """
+    finished = Q(finished_at__isnull=False)
+    aliases, aggregates = {}, {}
+    for name, (later, earlier) in LATENCIES.items():
+        aliases[f"_{name}"] = ExpressionWrapper(F(later) - F(earlier), output_field=DurationField())
+        if not latency_bounds:
+            continue
+        observed = finished & Q(**{f"{later}__isnull": False, f"{earlier}__isnull": False})
+        aggregates[f"{name}_count"] = Count("id", filter=observed)
+        aggregates[f"{name}_sum"] = Sum(f"_{name}", filter=observed)
+        for index, bound in enumerate(latency_bounds):
+            if not math.isinf(bound):
+                lte = {f"_{name}__lte": timedelta(seconds=bound)}
+                aggregates[f"{name}_le_{index}"] = Count("id", filter=observed & Q(**lte))
+    rows = list(
+        Job.objects.alias(**aliases)
+        .values("model__slug", "status")
+        .annotate(n=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), **aggregates)
+        .order_by()
     )
+    for row in rows:
+        for name in LATENCIES if latency_bounds else ():
+            total = row.pop(f"{name}_sum")
+            row[f"{name}_sum"] = total.total_seconds() if total is not None else 0.0
+            row[f"{name}_le"] = [
+                row[f"{name}_count"] if math.isinf(bound) else row.pop(f"{name}_le_{index}")
+                for index, bound in enumerate(latency_bounds)
+            ]
+    return rows
