@@ -35,7 +35,7 @@ def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
             backend = backend_for(job.model)
             usage = Usage(prompt_tokens=backend.count_tokens(backend.prompt_text(job.input)))
             if job.task in (Task.CHAT, Task.COMPLETION):
-                text = _generate(job, backend, lease, partial)
+                text = _generate(job, backend, lease, partial, usage.prompt_tokens)
                 usage = Usage(usage.prompt_tokens, completion_tokens=len(partial))
                 status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
                 return _finish(job, status, usage, output_text=text)
@@ -61,7 +61,7 @@ def _spent(usage: Usage, partial: list[str]) -> Usage:
     return Usage(usage.prompt_tokens, completion_tokens=len(partial))
 
 
-def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str]) -> str:
+def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], prompt_tokens: int) -> str:
     """Stream tokens into the log as coalesced deltas; returns the whole text.
 
     A retried attempt first regenerates what watchers already have (jobs are
@@ -79,7 +79,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str]) -> st
         if resuming:
             if shown.startswith(generated):
                 if first:
-                    job_mark_first_token(job_id=job.id, attempt=job.attempt)
+                    job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
                 continue
             resuming = False
             if generated.startswith(shown):
@@ -91,7 +91,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str]) -> st
         if text:
             _send_delta(job, text)
         if first:  # after the delta is out: watchers should not wait for this write
-            job_mark_first_token(job_id=job.id, attempt=job.attempt)
+            job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
             # A stream can last minutes: it should not hold a database connection meanwhile.
             db.connection.close()
         if lease.lost.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -29,6 +30,7 @@ from inference.errors import Conflict, InvalidInput
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.queueing import enqueue_job
 from inference.selectors import ai_model_get_runnable
+from inference.services.events import visible_text
 from inference.validation import GENERATION_TASKS, InputError, ModelLimits, validate_job_input
 from webhooks.services import webhooks_on_job_event
 
@@ -130,16 +132,24 @@ def _job_submit_idempotent(job: Job, model: AIModel) -> Job:
 
 
 def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
-    """Claim attempt `attempt` of a queued job; None when it is not ours to run."""
+    """Claim attempt `attempt` of a queued job; None when it is not ours to run.
+
+    A job with a cancel request is settled as canceled instead of run, and one
+    that never started before its queue deadline expires.
+    """
     now = timezone.now()
-    claimed = Job.objects.filter(id=job_id, status=JobStatus.QUEUED, attempt=attempt, deadline_at__gt=now).update(
+    queued = Job.objects.filter(id=job_id, status=JobStatus.QUEUED, attempt=attempt)
+    claimed = queued.filter(deadline_at__gt=now, cancel_requested_at__isnull=True).update(
         status=JobStatus.RUNNING,
         heartbeat_at=now,
         worker=worker[:255],
         started_at=Coalesce(F("started_at"), Value(now)),  # the first attempt's start counts
     )
     if not claimed:
-        _expire_if_overdue(job_id, now)
+        # Queued with a cancel request: an operator requeued a job whose cancel had not landed yet.
+        canceled = queued.filter(cancel_requested_at__isnull=False)
+        if not (canceled.exists() and _cancel_settle(canceled, job_id=job_id, now=now)):
+            _expire_if_overdue(job_id, now)
         return None
     job = Job.objects.select_related("model").get(id=job_id)
     _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
@@ -158,8 +168,11 @@ def job_cancel_requested(*, job_id: Any) -> bool:
     return Job.objects.filter(id=job_id, cancel_requested_at__isnull=False).exists()
 
 
-def job_mark_first_token(*, job_id: Any, attempt: int) -> None:
-    Job.objects.filter(id=job_id, attempt=attempt, status=JobStatus.RUNNING).update(first_token_at=timezone.now())
+def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int) -> None:
+    """Record when the first token came, and the prompt's size: a job settled without its worker still has it."""
+    Job.objects.filter(id=job_id, attempt=attempt, status=JobStatus.RUNNING).update(
+        first_token_at=timezone.now(), prompt_tokens=prompt_tokens
+    )
 
 
 @dataclass(frozen=True)
@@ -217,11 +230,10 @@ def job_cancel(*, job: Job) -> Job:
     """
     now = timezone.now()
     for _ in range(3):  # the job may start between our read and our write
-        if Job.objects.filter(id=job.id, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELED, cancel_requested_at=now, finished_at=now
-        ):
+        # Only a requeued retry has text in its log that watchers already saw.
+        queued = Job.objects.filter(id=job.id, status=JobStatus.QUEUED, attempt=job.attempt)
+        if _cancel_settle(queued, job_id=job.id, now=now, keep_output=job.attempt > 1):
             job.refresh_from_db()
-            _announce_end(job.id, job.owner_id, job.attempt, JobStatus.CANCELED, Usage(), None, "", "")
             return job
         running = Job.objects.filter(id=job.id, status=JobStatus.RUNNING)
         if running.filter(cancel_requested_at__isnull=True).update(cancel_requested_at=now) or running.exists():
@@ -232,6 +244,41 @@ def job_cancel(*, job: Job) -> Job:
         if job.is_finished:
             return job
     return job
+
+
+def _cancel_settle(candidates: QuerySet[Job], *, job_id: Any, now, keep_output: bool = True) -> bool:
+    """End the job as canceled if it still matches `candidates`; False if another change won.
+
+    The output kept is the text watchers were shown, read from the event log:
+    a retry never re-sends what watchers already have, so the current
+    attempt's deltas alone would lose the start of the answer.
+    """
+    text = _partial_output(job_id) if keep_output else ""
+    completion_tokens = estimate_tokens(text)
+    settled = candidates.update(
+        status=JobStatus.CANCELED,
+        output_text=text,
+        completion_tokens=completion_tokens,
+        cancel_requested_at=Coalesce(F("cancel_requested_at"), Value(now)),
+        finished_at=now,
+        heartbeat_at=None,
+    )
+    if settled:
+        attempt, owner_id, prompt_tokens = (
+            Job.objects.filter(id=job_id).values_list("attempt", "owner_id", "prompt_tokens").first()
+        )
+        usage = Usage(prompt_tokens, completion_tokens)
+        _announce_end(job_id, owner_id, attempt, JobStatus.CANCELED, usage, None, "", "")
+    return bool(settled)
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in `text` when the model's tokenizer is not at hand: ~4 characters a token.
+
+    Used only when a job is settled without its worker (the worker counts
+    exactly, with the model's own tokenizer, but it is gone).
+    """
+    return math.ceil(len(text) / 4)
 
 
 # ------------------------------------------------------------------------------
@@ -276,56 +323,77 @@ def _reap_running(job: Job, cutoff, now, report: ReapReport) -> None:
     # Each update re-checks the stale heartbeat: a worker that renewed its
     # lease since we read it keeps its job.
     still_stale = Job.objects.filter(id=job.id, status=JobStatus.RUNNING, attempt=job.attempt, heartbeat_at__lt=cutoff)
-    if job.cancel_requested_at is not None:
-        partial = _partial_output(job.id, job.attempt)
-        if still_stale.update(status=JobStatus.CANCELED, output_text=partial, finished_at=now, heartbeat_at=None):
-            _announce_end(job.id, job.owner_id, job.attempt, JobStatus.CANCELED, Usage(), None, "", "")
-            report.canceled += 1
-        return
-    if job.attempt < job.max_attempts:
-        with transaction.atomic():
-            if still_stale.update(
-                status=JobStatus.QUEUED,
-                attempt=job.attempt + 1,
-                heartbeat_at=None,
-                worker="",
-                enqueued_at=now,
-                first_token_at=None,
-            ):
-                enqueue_job(job_id=job.id, attempt=job.attempt + 1, queue=job.model.queue)
-                # Written under the new attempt: this fences the lost worker out of the log.
-                status = {"status": JobStatus.QUEUED, "attempt": job.attempt + 1}
-                _announce(job.id, job.owner_id, job.attempt + 1, "status", status)
+    if job.cancel_requested_at is None:
+        # A cancel may land after our read: neither a retry nor a failure may then overwrite it.
+        uncanceled = still_stale.filter(cancel_requested_at__isnull=True)
+        if job.attempt < job.max_attempts:
+            if _requeue(job, uncanceled, now):
                 report.requeued += 1
-        return
+                return
+        elif _fail_lost(job, uncanceled, now):
+            report.failed += 1
+            return
+        if not still_stale.filter(cancel_requested_at__isnull=False).exists():
+            return  # a heartbeat or the worker's own result came first
+    if _cancel_settle(still_stale, job_id=job.id, now=now):
+        report.canceled += 1
+
+
+def _requeue(job: Job, candidates: QuerySet[Job], now) -> bool:
+    next_attempt = job.attempt + 1
+    with transaction.atomic():
+        requeued = candidates.update(
+            status=JobStatus.QUEUED,
+            attempt=next_attempt,
+            heartbeat_at=None,
+            worker="",
+            enqueued_at=now,
+            first_token_at=None,
+            # The queue deadline is for the wait in the queue: the retry gets a full one.
+            deadline_at=max(job.deadline_at, now + timedelta(seconds=settings.JOB_QUEUE_TIMEOUT_SECONDS)),
+        )
+        if requeued:
+            enqueue_job(job_id=job.id, attempt=next_attempt, queue=job.model.queue)
+            # Written under the new attempt: this fences the lost worker out of the log.
+            status = {"status": JobStatus.QUEUED, "attempt": next_attempt}
+            _announce(job.id, job.owner_id, next_attempt, "status", status)
+    return bool(requeued)
+
+
+def _fail_lost(job: Job, candidates: QuerySet[Job], now) -> bool:
     message = f"The worker stopped responding on each of {job.max_attempts} attempts."
-    if still_stale.update(
+    failed = candidates.update(
         status=JobStatus.FAILED, error_code="worker_lost", error_message=message, finished_at=now, heartbeat_at=None
-    ):
+    )
+    if failed:
         _announce_end(job.id, job.owner_id, job.attempt, JobStatus.FAILED, Usage(), None, "worker_lost", message)
-        report.failed += 1
+    return bool(failed)
+
+
+EXPIRED_MESSAGE = "No worker started this job before its deadline."
 
 
 def _expire_if_overdue(job_id: Any, now) -> int:
     expired = Job.objects.filter(id=job_id, status=JobStatus.QUEUED, deadline_at__lte=now).update(
         status=JobStatus.EXPIRED,
         error_code="deadline_exceeded",
-        error_message="No worker started this job before its deadline.",
+        error_message=EXPIRED_MESSAGE,
         finished_at=now,
     )
     if expired:
         attempt, owner_id = Job.objects.filter(id=job_id).values_list("attempt", "owner_id").first()
-        _announce_end(job_id, owner_id, attempt, JobStatus.EXPIRED, Usage(), None, "deadline_exceeded", "")
+        _announce_end(job_id, owner_id, attempt, JobStatus.EXPIRED, Usage(), None, "deadline_exceeded", EXPIRED_MESSAGE)
     return expired
 
 
-def _partial_output(job_id: Any, attempt: int) -> str:
+def _partial_output(job_id: Any) -> str:
+    """The answer watchers were shown: every attempt's deltas since the last restart."""
     try:
         events = streams.read_events(job_id)
     except Exception:  # Redis gone: the partial text is lost, the job still ends
         logger.warning("could not read the event log of %s", job_id, exc_info=True)
         return ""
-    return "".join(e.data.get("text", "") for e in events if e.type == "delta" and e.attempt == attempt)
+    return visible_text(events)
 
 
 # ------------------------------------------------------------------------------

@@ -14,13 +14,16 @@ from inference import streams
 from inference.models import Job, JobStatus
 from inference.services.jobs import (
     Usage,
+    estimate_tokens,
     job_cancel,
     job_finish,
     job_heartbeat,
+    job_mark_first_token,
     job_start,
     job_submit,
     jobs_reap,
 )
+from inference.services.operator import job_requeue
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +42,14 @@ def _status(job) -> str:
 
 def _go_stale(job) -> None:
     Job.objects.filter(id=job.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+
+
+def _pass_the_queue_deadline(job) -> None:
+    Job.objects.filter(id=job.id).update(deadline_at=timezone.now() - timedelta(seconds=1))
+
+
+def _log(job) -> list:
+    return streams.read_events(job.id)
 
 
 def test_a_queued_job_starts_once(job):
@@ -211,3 +222,148 @@ def test_the_reaper_resends_a_message_that_waited_too_long(job, django_capture_o
     assert report.reenqueued == 1
     assert len(callbacks) == 1
     assert _status(job) == JobStatus.QUEUED
+
+
+def test_an_old_attempt_cannot_finish_or_heartbeat_while_the_new_one_runs(job):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    _go_stale(job)
+    jobs_reap()
+    job_start(job_id=job.id, attempt=2, worker="w2")
+
+    assert not job_heartbeat(job_id=job.id, attempt=1)
+    assert not job_finish(job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(), output_text="late")
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.worker, job.output_text) == (JobStatus.RUNNING, 2, "w2", "")
+    assert job_heartbeat(job_id=job.id, attempt=2)
+
+
+def test_a_job_retried_after_its_queue_deadline_runs_its_retry(job):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    _pass_the_queue_deadline(job)  # it ran longer than a job may wait in the queue
+    _go_stale(job)
+
+    report = jobs_reap()
+
+    job.refresh_from_db()
+    assert (report.requeued, report.expired) == (1, 0)
+    assert (job.status, job.attempt) == (JobStatus.QUEUED, 2)
+    assert job_start(job_id=job.id, attempt=2, worker="w2") is not None
+
+
+def test_an_expired_job_tells_watchers_why(job):
+    _pass_the_queue_deadline(job)
+
+    jobs_reap()
+
+    error = next(event for event in _log(job) if event.type == "error")
+    assert error.data == {"code": "deadline_exceeded", "message": "No worker started this job before its deadline."}
+
+
+def test_a_cancel_settled_by_the_reaper_keeps_the_text_of_every_attempt(job):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    job_mark_first_token(job_id=job.id, attempt=1, prompt_tokens=3)
+    streams.append_event(job.id, 1, "delta", {"text": "one two "})
+    _go_stale(job)
+    jobs_reap()
+    job_start(job_id=job.id, attempt=2, worker="w2")
+    # The retry regenerates "one two " silently and sends only what is new.
+    streams.append_event(job.id, 2, "delta", {"text": "three "})
+    job_cancel(job=job)
+    _go_stale(job)
+
+    report = jobs_reap()
+
+    job.refresh_from_db()
+    assert report.canceled == 1
+    assert (job.status, job.output_text) == (JobStatus.CANCELED, "one two three ")
+    assert (job.prompt_tokens, job.completion_tokens) == (3, estimate_tokens("one two three "))
+    done = _log(job)[-1]
+    assert done.type == "done"
+    assert done.data["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": job.completion_tokens,
+        "total_tokens": 3 + job.completion_tokens,
+    }
+
+
+def test_a_cancel_settled_by_the_reaper_keeps_only_the_text_after_a_restart(job):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    streams.append_event(job.id, 1, "delta", {"text": "one two "})
+    _go_stale(job)
+    jobs_reap()
+    job_start(job_id=job.id, attempt=2, worker="w2")
+    streams.append_event(job.id, 2, "status", {"status": "running", "attempt": 2, "restart": True})
+    streams.append_event(job.id, 2, "delta", {"text": "uno "})
+    job_cancel(job=job)
+    _go_stale(job)
+
+    jobs_reap()
+
+    job.refresh_from_db()
+    assert (job.status, job.output_text) == (JobStatus.CANCELED, "uno ")
+
+
+def test_canceling_a_requeued_retry_keeps_the_text_watchers_saw(job):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    streams.append_event(job.id, 1, "delta", {"text": "one two "})
+    _go_stale(job)
+    jobs_reap()
+
+    job_cancel(job=job)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.output_text) == (JobStatus.CANCELED, 2, "one two ")
+
+
+def test_a_cancel_landing_while_the_reaper_requeues_cancels_the_job(job, monkeypatch):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    streams.append_event(job.id, 1, "delta", {"text": "one "})
+    _go_stale(job)
+    from inference.services import jobs as jobs_service
+
+    reap_one = jobs_service._reap_running
+
+    def cancel_then_reap(stale_job, *args):
+        job_cancel(job=job)  # lands after the reaper read the job, before it writes
+        return reap_one(stale_job, *args)
+
+    monkeypatch.setattr(jobs_service, "_reap_running", cancel_then_reap)
+    report = jobs_reap()
+
+    job.refresh_from_db()
+    assert (report.requeued, report.canceled) == (0, 1)
+    assert (job.status, job.attempt, job.output_text) == (JobStatus.CANCELED, 1, "one ")
+
+
+def test_a_cancel_landing_while_the_reaper_fails_the_last_attempt_cancels_the_job(job, monkeypatch):
+    Job.objects.filter(id=job.id).update(max_attempts=1)
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    _go_stale(job)
+    from inference.services import jobs as jobs_service
+
+    reap_one = jobs_service._reap_running
+
+    def cancel_then_reap(stale_job, *args):
+        job_cancel(job=job)
+        return reap_one(stale_job, *args)
+
+    monkeypatch.setattr(jobs_service, "_reap_running", cancel_then_reap)
+    report = jobs_reap()
+
+    assert (report.failed, report.canceled) == (0, 1)
+    assert _status(job) == JobStatus.CANCELED
+
+
+def test_a_requeued_job_with_a_cancel_request_is_canceled_instead_of_started(job):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    streams.append_event(job.id, 1, "delta", {"text": "one "})
+    job_cancel(job=job)  # the worker dies before it sees the cancel
+    _go_stale(job)
+    job_requeue(job=job)  # an operator unsticks it before the reaper settles it
+
+    assert job_start(job_id=job.id, attempt=2, worker="w2") is None
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.output_text) == (JobStatus.CANCELED, 2, "one ")
+    assert [event.data["status"] for event in _log(job) if event.type == "done"] == [JobStatus.CANCELED]
