@@ -7,6 +7,7 @@ under `make run` as well as on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -202,6 +203,43 @@ def dashboard(*, now: datetime | None = None) -> dict[str, Any]:
         "top_models": top(models),
         "series": series,
     }
+
+
+# Every open dashboard polls every 2 s; the figures are shared through Redis for that long, so N tabs over
+# M processes cost one computation per 2 s, not N. While one process recomputes, others serve the last figures.
+DASHBOARD_FRESH_MS = 2000
+DASHBOARD_STALE_MS = 60_000
+DASHBOARD_LOCK_MS = 10_000
+
+
+def dashboard_cache_keys() -> tuple[str, str, str]:
+    prefix = f"{settings.REDIS_KEY_PREFIX}:ops:dashboard"
+    return f"{prefix}:fresh", f"{prefix}:last", f"{prefix}:computing"
+
+
+def dashboard_shared() -> dict[str, Any]:
+    """`dashboard()`, computed at most once per 2 s over every process and tab; computed directly without Redis."""
+    fresh_key, last_key, lock_key = dashboard_cache_keys()
+    try:
+        client = streams.redis_client()
+        cached = client.get(fresh_key)
+        if cached is None and not client.set(lock_key, "1", nx=True, px=DASHBOARD_LOCK_MS):
+            cached = client.get(last_key)  # someone else is computing: their previous figures will do
+    except Exception:
+        return dashboard()
+    if cached is not None:
+        return json.loads(cached)
+    figures = dashboard()
+    try:
+        encoded = json.dumps(figures)
+        pipe = client.pipeline(transaction=False)
+        pipe.set(fresh_key, encoded, px=DASHBOARD_FRESH_MS)
+        pipe.set(last_key, encoded, px=DASHBOARD_STALE_MS)
+        pipe.delete(lock_key)
+        pipe.execute()
+    except Exception:
+        pass  # Redis went away meanwhile: the next poll computes again
+    return figures
 
 
 # The latencies /metrics keeps as histograms: each is observed once, when its job ends, and never changes after.

@@ -10,3 +10,12 @@ def operator(django_user_model):
 def operator_client(client, operator):
     client.force_login(operator)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dashboard_figures():
+    """The dashboard's figures are shared through Redis for two seconds: no test sees another test's."""
+    from inference.streams import redis_client
+    from ops.stats import dashboard_cache_keys
+
+    redis_client().delete(*dashboard_cache_keys())
