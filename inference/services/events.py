@@ -8,6 +8,7 @@ event after `after`, exactly once, in order, ending with `done`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 from inference import streams
@@ -45,17 +46,36 @@ def job_replay_events(job: Job) -> list[Event]:
     return events
 
 
+def job_replay_after(job: Job, after: int) -> list[Event]:
+    """What a watcher at `after` needs once the job's log has expired, rebuilt from PostgreSQL.
+
+    From the start (`after` 0) it is the whole rebuilt log: `status`, one
+    `delta` with the stored text, `error` if any, `done`. From 1, past the
+    opening status (no log holds text at 1), it is the rest of that log. From
+    further on, the watcher followed a log that is gone and may hold any part
+    of the text: it gets a `status` with `restart: true` and then the whole
+    text, so a client that concatenates deltas since the last restart (as
+    every client must, retries can restart) ends with exactly the stored
+    text. Sequence numbers go on from `after`; a watcher that reads part of
+    this and reconnects is told to start over again, never left short.
+    """
+    rebuilt = job_replay_events(job)
+    if after == 0:
+        return rebuilt
+    rest = rebuilt[1:]
+    if job.output_text and after > 1:
+        rest = [Event(0, "status", job.attempt, {"status": "running", "attempt": job.attempt, "restart": True}), *rest]
+    return [replace(event, seq=after + index) for index, event in enumerate(rest, start=1)]
+
+
 def _ending(job: Job, late: list[Event], after: int, log_exists: bool) -> list[Event]:
     """What a watcher still needs once the job is finished and the log went quiet."""
     if late:
         if late[-1].type == "done":
             return late
         after = late[-1].seq
-    if not log_exists and after == 0:
-        return job_replay_events(job)
     if not log_exists:
-        # The watcher saw part of a log that has since expired: it can only be told how it ended.
-        return [Event(after + 1, "done", job.attempt, job_replay_events(job)[-1].data)]
+        return job_replay_after(job, after)
     return [*late, Event(after + 1, "done", job.attempt, job_replay_events(job)[-1].data)]
 
 

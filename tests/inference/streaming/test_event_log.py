@@ -1,0 +1,84 @@
+"""The event log on real Redis: the attempt fence, and the replay rebuilt once the log has expired."""
+
+import pytest
+
+from inference import streams
+from inference.models import JobStatus
+from inference.services.events import job_events_follow, visible_text
+from inference.services.jobs import Usage, job_finish, job_start, job_submit
+
+pytestmark = pytest.mark.django_db
+
+CHAT = {"messages": [{"role": "user", "content": "one two three"}]}
+ANSWER = "one two three"
+
+
+@pytest.fixture
+def finished_job(owner, echo_model):
+    """A job that succeeded with ANSWER, and whose event log has since expired."""
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    job_finish(job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(3, 3), output_text=ANSWER)
+    streams.redis_client().delete(streams.log_key(job.id))
+    job.refresh_from_db()
+    return job
+
+
+def _follow(job, after: int) -> list[streams.Event]:
+    return list(job_events_follow(job_id=job.id, after=after, poll_ms=20))
+
+
+def test_a_newer_attempt_fences_the_older_one_out_of_the_log(owner, echo_model):
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    streams.append_event(job.id, 1, "delta", {"text": "one "})
+    streams.append_event(job.id, 2, "status", {"status": "queued", "attempt": 2})
+
+    with pytest.raises(streams.Superseded):
+        streams.append_event(job.id, 1, "delta", {"text": "two "})
+
+    assert streams.append_event(job.id, 2, "delta", {"text": "one "}) == 3
+    assert [(event.attempt, event.type) for event in streams.read_events(job.id)] == [
+        (1, "delta"),
+        (2, "status"),
+        (2, "delta"),
+    ]
+
+
+def test_an_expired_log_is_replayed_whole_from_the_stored_job(finished_job):
+    events = _follow(finished_job, after=0)
+
+    assert [(event.seq, event.type) for event in events] == [(1, "status"), (2, "delta"), (3, "done")]
+    assert events[1].data == {"text": ANSWER}
+    assert events[2].data["status"] == JobStatus.SUCCEEDED
+    assert events[2].data["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+
+
+def test_a_watcher_that_saw_only_the_opening_status_gets_the_rest_of_the_rebuilt_log(finished_job):
+    events = _follow(finished_job, after=1)
+
+    assert [(event.seq, event.type) for event in events] == [(2, "delta"), (3, "done")]
+    assert visible_text(events) == ANSWER
+
+
+@pytest.mark.parametrize("after", [2, 3, 7, 500])
+def test_a_watcher_holding_part_of_an_expired_log_still_ends_with_the_stored_text(finished_job, after):
+    held = [streams.Event(after, "delta", 1, {"text": "one t"})]  # whatever it had shown so far
+
+    events = _follow(finished_job, after=after)
+
+    assert [event.seq for event in events] == list(range(after + 1, after + 1 + len(events)))
+    assert [event.type for event in events] == ["status", "delta", "done"]
+    assert events[0].data["restart"] is True
+    assert visible_text(held + events) == ANSWER
+
+
+def test_a_job_without_text_replays_its_ending_after_any_position(owner, echo_model):
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    job_finish(job_id=job.id, attempt=1, status=JobStatus.FAILED, usage=Usage(), error_code="boom", error_message="m")
+    streams.redis_client().delete(streams.log_key(job.id))
+
+    events = _follow(job, after=4)
+
+    assert [(event.seq, event.type) for event in events] == [(5, "error"), (6, "done")]
+    assert events[0].data == {"code": "boom", "message": "m"}
