@@ -33,14 +33,18 @@ class Command(BaseCommand):
         except DjinnError as exc:
             raise CommandError(exc.message) from None
         self.stderr.write(f"job {job.id} queued on {ai_model.slug}")
-        status, attempt, error = None, job.attempt, ""
+        status, error, printed = None, "", False
         for event in job_events_follow(job_id=job.id):
-            if event.type == "status" and event.attempt > attempt:
-                attempt = event.attempt
-                self.stderr.write(f"\n[attempt {attempt} started; the answer starts over]")
+            # A retry continues the answer where it stopped; only a restart replaces what was printed.
+            if event.type == "status" and event.data.get("restart"):
+                if printed:
+                    self.stdout.write("")  # ends the abandoned answer's line
+                    printed = False
+                self.stderr.write(f"[attempt {event.attempt} came out differently; the answer starts over]")
             elif event.type == "delta":
                 self.stdout.write(event.data["text"], ending="")
                 self.stdout.flush()
+                printed = True
             elif event.type == "error":
                 error = f"{event.data['code']}: {event.data['message']}"
             elif event.type == "done":
