@@ -117,7 +117,10 @@ class HistoryFilterForm(forms.Form):
 
     def __init__(self, *args, models=(), statuses=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [("", "Any model"), *[(m.slug, m.display_name) for m in models]]
+        self.fields["model"].choices = [
+            ("", "Any model"),
+            *[(m.slug, m.display_name if m.enabled else f"{m.display_name} (switched off)") for m in models],
+        ]
         self.fields["status"].choices = [("", "Any status"), *statuses]
 
 

@@ -42,6 +42,12 @@ def models_for_task(task: str) -> QuerySet[AIModel]:
     return ai_models_enabled().filter(task=task)
 
 
+def history_models(*, user: User) -> QuerySet[AIModel]:
+    """The models a user can filter their history by: every enabled one, and any other they have jobs with."""
+    used = Job.objects.filter(owner=user).values("model_id")
+    return AIModel.objects.filter(Q(enabled=True) | Q(id__in=used)).order_by("display_name", "slug")
+
+
 def jobs_search(
     *,
     user: User,

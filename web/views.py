@@ -28,6 +28,7 @@ from web.forms import (
     SignUpForm,
     wait_in_words,
 )
+from web.job_errors import job_error_message
 from web.models import Role
 
 HISTORY_PAGE_SIZE = 20
@@ -177,8 +178,12 @@ def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
 @login_required
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
-    form = HistoryFilterForm(request.GET or None, models=selectors.ai_models_enabled(), statuses=JobStatus.choices)
-    filters = form.cleaned_data if form.is_valid() else {}
+    form = HistoryFilterForm(
+        request.GET or None, models=selectors.history_models(user=request.user), statuses=JobStatus.choices
+    )
+    form.is_valid()
+    # A field that does not validate shows its error and is left out; the valid ones still filter.
+    filters = getattr(form, "cleaned_data", {})
     jobs = selectors.jobs_search(
         user=request.user,
         query=filters.get("q", ""),
@@ -206,6 +211,7 @@ def job_detail(request: HttpRequest, job_id) -> HttpResponse:
 def job_json(request: HttpRequest, job_id) -> JsonResponse:
     """A job's state for the playgrounds' polling."""
     job = selectors.job_get_for_user_or_404(user=request.user, job_id=job_id)
+    error_message = job_error_message(code=job.error_code, message=job.error_message, user=request.user)
     return JsonResponse(
         {
             "id": str(job.id),
@@ -213,7 +219,7 @@ def job_json(request: HttpRequest, job_id) -> JsonResponse:
             "finished": job.is_finished,
             "output_text": job.output_text,
             "output": job.output_json,
-            "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+            "error": {"code": job.error_code, "message": error_message} if job.error_code else None,
             "usage": {"prompt_tokens": job.prompt_tokens, "completion_tokens": job.completion_tokens},
         }
     )

@@ -45,6 +45,37 @@ def test_history_lists_every_client_and_filters(owner_client, owner, outsider, e
     assert "No jobs match" in owner_client.get(reverse("history"), {"since": tomorrow}).text
 
 
+def test_an_invalid_filter_is_shown_and_left_out_while_the_others_apply(owner_client, owner, echo_model):
+    _job(owner, echo_model, "apples that worked", status="succeeded")
+    _job(owner, echo_model, "bananas that failed", status="failed")
+
+    page = owner_client.get(reverse("history"), {"status": "failed", "since": "not-a-date"}).text
+
+    assert "bananas that failed" in page
+    assert "apples that worked" not in page
+    assert 'id="id_since_error"' in page
+    assert "Enter a valid date." in page
+    assert "A filter could not be used" in page
+
+
+def test_a_switched_off_model_stays_in_the_filter_for_those_who_used_it(owner_client, owner, outsider, echo_model):
+    from inference.models import AIModel
+
+    old = AIModel.objects.create(slug="old-chat", display_name="Old chat", task="chat", backend="echo", enabled=False)
+    AIModel.objects.create(slug="unused", display_name="Never used", task="chat", backend="echo", enabled=False)
+    _job(owner, old, "from the old days")
+    _job(owner, echo_model, "from today")
+    _job(outsider, old, "not mine")
+
+    page = owner_client.get(reverse("history"), {"model": "old-chat"}).text
+
+    assert '<option value="old-chat" selected>Old chat (switched off)</option>' in page
+    assert "Never used" not in page
+    assert "from the old days" in page
+    assert "from today" not in page
+    assert "not mine" not in page
+
+
 def test_history_pages(owner_client, owner, echo_model):
     for i in range(25):
         _job(owner, echo_model, f"job number {i}")

@@ -1,0 +1,21 @@
+"""What a job's error says to the person looking at it.
+
+Some backend errors are written for operators (a model file's path on the
+server, the upstream server's reply to our credentials): staff see them as
+stored, everyone else a plain sentence. The stored job keeps the full text.
+"""
+
+from __future__ import annotations
+
+OPERATOR_ONLY_ERROR_CODES = frozenset({"model_unavailable", "generation_failed", "upstream_auth_failed"})
+UNAVAILABLE_MESSAGE = (
+    "This model cannot answer right now because of a problem on our side; the operators can see the details. "
+    "Try again later, or pick another model."
+)
+
+
+def job_error_message(*, code: str, message: str, user) -> str:
+    """The error message `user` may read for a job that failed with `code` and `message`."""
+    if code in OPERATOR_ONLY_ERROR_CODES and not getattr(user, "is_staff", False):
+        return UNAVAILABLE_MESSAGE
+    return message
