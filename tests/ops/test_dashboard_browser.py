@@ -54,6 +54,7 @@ def test_the_dashboard_updates_live_while_jobs_run(page, django_user_model, owne
     expect(page.locator("#updated")).to_have_attribute("data-state", "ok")
     expect(page.locator("#jobs-last-minute")).to_have_text("0")
     expect(page.locator("#workers-online")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
+    assert max(_bar_heights(page, "#chart-jobs")) == 0  # 60 bars are drawn, all flat before any job ran
 
     for n in range(3):
         job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": f"job {n}"}]})
@@ -62,4 +63,12 @@ def test_the_dashboard_updates_live_while_jobs_run(page, django_user_model, owne
     expect(page.locator("#jobs-last-minute")).to_have_text("3", timeout=20_000)
     expect(page.locator("#top-users")).to_contain_text("owner")
     expect(page.locator("#top-models")).to_contain_text("echo")
-    assert page.locator("#chart-jobs rect").count() == 60
+    heights = _bar_heights(page, "#chart-jobs")
+    assert len(heights) == 60
+    assert heights[-1] > 0  # this minute's bar rose with the three jobs
+
+
+def _bar_heights(page, chart: str) -> list[float]:
+    return page.eval_on_selector_all(
+        f"{chart} rect:not(.errors)", "bars => bars.map(b => Number(b.getAttribute('height')))"
+    )
