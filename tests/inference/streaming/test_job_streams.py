@@ -1,6 +1,8 @@
 """Job streams over real websockets and SSE, from a real daphne, fed by a real worker."""
 
 import random
+import re
+import uuid
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -150,20 +152,24 @@ def test_cancel_from_the_socket_stops_the_job_and_keeps_the_partial_output(
 
 
 def test_cancel_before_start_never_calls_the_backend(start_worker, daphne_server, owner, owner_key):
-    AIModel.objects.create(slug="unstaffed", display_name="Unstaffed", task="chat", backend="echo", queue="unstaffed")
+    queue = f"unstaffed-{uuid.uuid4().hex[:8]}"  # its own queue: the worker below gets this job's message only
+    AIModel.objects.create(slug="unstaffed", display_name="Unstaffed", task="chat", backend="echo", queue=queue)
     job = _submit(owner, model="unstaffed")
 
     with open_job_socket(daphne_server, job.id, owner_key) as ws:
         first = watch_socket(ws, limit=1)
         ws.send('{"type": "cancel"}')
         rest = watch_socket(ws)
-    start_worker("unstaffed")  # the message is still in the queue: the worker must skip it
+    worker = start_worker(queue)  # the message is still in the queue: the worker must skip it
 
-    wait_for(lambda: Job.objects.filter(id=job.id, worker="").exists(), what="the job to stay unclaimed")
+    ran = re.compile(r"Task inference\.tasks\.run_job\[[^\]]+\] succeeded in [\d.]+s: (.*)")
+    task = wait_for(lambda: ran.search(worker.log()), what="the worker to receive the job's message and return")
     job = _stored(job)
+    assert task.group(1) == "None"  # job_execute skipped it
     statuses = [e["data"]["status"] for e in first.events + rest.events if e["type"] in ("status", "done")]
     assert statuses == ["queued", "canceled"]
-    assert (job.status, job.started_at, job.output_text) == (JobStatus.CANCELED, None, "")
+    assert (job.status, job.started_at, job.worker, job.output_text) == (JobStatus.CANCELED, None, "", "")
+    assert [event.type for event in streams.read_events(job.id)] == ["status", "done"]
 
 
 def test_a_stalled_watcher_slows_neither_the_worker_nor_other_watchers(
