@@ -1,7 +1,9 @@
 """The API's JSON parser: DRF's, with a size limit checked while reading.
 
 DRF reads the body stream directly, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE
-check on `request.body`, so the limit is enforced here (413).
+check on `request.body`, so the limit is enforced here (413). JSON is UTF-8
+(RFC 8259, section 8.1): a `charset=` naming anything else is refused (415)
+before any codec runs, since Python's codecs include zlib, bz2 and rot13.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import re
 
 from django.conf import settings
+from django.utils.http import parse_header_parameters
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -20,6 +23,11 @@ from inference.errors import DjinnError
 class RequestTooLarge(DjinnError):
     status = 413
     code = "request_too_large"
+
+
+class UnsupportedCharset(DjinnError):
+    status = 415
+    code = "unsupported_charset"
 
 
 def too_large() -> RequestTooLarge:
@@ -32,14 +40,27 @@ class JSONParser(parsers.JSONParser):
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise too_large()
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        _require_utf8(media_type)
         try:
-            text = codecs.decode(raw, encoding)
-            data = json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from None
         _refuse_unstorable_text(data)
         return data
+
+
+def _require_utf8(media_type: str | None) -> None:
+    # The Content-Type itself, not request.encoding: Django drops a charset it cannot look up.
+    _, params = parse_header_parameters(media_type or "")
+    charset = params.get("charset")
+    if charset is None:
+        return
+    try:
+        name = codecs.lookup(charset).name
+    except LookupError:
+        name = None
+    if name != "utf-8":
+        raise UnsupportedCharset(f"JSON bodies must be UTF-8; the request names charset={charset[:40]!r}.")
 
 
 def _refuse_constant(name: str):

@@ -21,6 +21,30 @@ def test_malformed_json_is_a_400(live_server_url, owner_key, path):
     assert_error(response, 400, "malformed_json")
 
 
+@pytest.mark.parametrize("charset", ["zlib", "bz2", "rot13", "base64", "hex", "latin-1", "utf-16", "no-such-codec"])
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/v1/chat/completions", "/api/v1/keys"])
+def test_a_body_in_any_charset_but_utf8_is_a_415(live_server_url, owner_key, echo_model, path, charset):
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, path, b'{"model": "echo"}', f"application/json; charset={charset}")
+    assert_error(response, 415, "unsupported_charset")
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF8", "utf_8"])
+def test_a_body_that_names_utf8_under_any_alias_is_read(live_server_url, owner_key, echo_model, charset):
+    body = '{"model": "echo", "input": {"messages": [{"role": "user", "content": "café"}]}}'.encode()
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, "/api/v1/jobs", body, f"application/json; charset={charset}")
+    assert response.status_code == 202, response.text
+    assert Job.objects.get().input["messages"][0]["content"] == "café"
+
+
+def test_a_body_that_is_not_utf8_is_a_400(live_server_url, owner_key, echo_model):
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, "/api/v1/jobs", '{"model": "échő"}'.encode("latin-1", "replace"))
+    assert_error(response, 400, "malformed_json")
+
+
 def test_nan_is_not_json(live_server_url, owner_key, echo_model):
     with api(live_server_url, owner_key) as client:
         response = post_raw(client, "/api/v1/jobs", b'{"model": "echo", "input": {"temperature": NaN}}')
