@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -27,14 +29,16 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
 FEED_WAIT_MS = 15_000
+# Digits only (str.isdigit() also takes "²"), and few enough for a Redis stream id (< 2**64).
+RESUME_POINT = re.compile(r"[0-9]{1,18}")
 
 
 def _parse_after(scope) -> int | None:
+    """The `after=N` to resume from (0 when absent), or None when it is not a usable position."""
     query = scope.get("query_string", b"").decode("latin1")
-    for part in query.split("&"):
-        name, _, value = part.partition("=")
+    for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
         if name == "after":
-            return int(value) if value.isdigit() else None
+            return int(value) if RESUME_POINT.fullmatch(value) else None
     return 0
 
 

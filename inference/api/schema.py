@@ -71,8 +71,8 @@ def document_event_stream(result, generator, request, public):
             "tags": ["jobs"],
             "parameters": [
                 {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"}},
+                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}},
             ],
             "responses": {
                 "200": {

@@ -7,11 +7,12 @@ Resumes after `?after=N` or the `Last-Event-ID` a reconnecting client sends.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_async
 from inference.api.errors import error_body
@@ -19,6 +20,8 @@ from inference.errors import NotFound
 from inference.selectors import job_get_for_user
 from inference.services.events import job_events_follow_async
 
+# Digits only (str.isdigit() also takes "²"), and few enough for a Redis stream id (< 2**64).
+RESUME_POINT = re.compile(r"[0-9]{1,18}")
 RECONNECT_MS = 1000
 KEEPALIVE_EVERY = 7  # silent polls (~2 s each) between keepalive comments
 
@@ -32,7 +35,7 @@ def _error(status: int, code: str, message: str, param: str | None = None) -> Ht
 
 def _resume_point(request: HttpRequest) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if RESUME_POINT.fullmatch(raw) else None
 
 
 async def _frames(job_id, after: int) -> AsyncIterator[bytes]:
@@ -48,15 +51,20 @@ async def _frames(job_id, after: int) -> AsyncIterator[bytes]:
         yield f"id: {event.seq}\nevent: {event.type}\ndata: {payload}\n\n".encode()
 
 
-@require_GET
+@csrf_exempt  # it changes nothing: any other method is a 405, in the API's shape rather than CSRF's HTML page
 async def job_events(request: HttpRequest, job_id: str) -> HttpResponse:
+    if request.method != "GET":
+        response = _error(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+        response["Allow"] = "GET"
+        return response
     user, problem = await authenticate_async(request)
     if user is None:
         message = "The API key is invalid or revoked." if problem == "invalid_api_key" else "Authentication required."
         return _error(401, problem, message)
     after = _resume_point(request)
     if after is None:
-        return _error(400, "invalid_after", "after and Last-Event-ID must be whole numbers.", "after")
+        message = "after and Last-Event-ID must be whole numbers of at most 18 digits."
+        return _error(400, "invalid_after", message, "after")
     try:
         job = await sync_to_async(job_get_for_user)(user=user, job_id=job_id)
     except NotFound as exc:
