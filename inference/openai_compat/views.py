@@ -47,6 +47,29 @@ NO_WORKER_RETRY_AFTER = 5
 STREAMED = "Streamed as Server-Sent Events (`data: {chunk}` ... `data: [DONE]`) when `stream` is true."
 
 
+# How a failed job answers. The SDKs retry every 5xx (twice by default), and each retry is a new
+# job: a failure the caller's input caused is a 400, which they do not retry.
+CALLER_FAULTS = frozenset(
+    {
+        "context_length_exceeded",  # the prompt is longer than the model reads
+        "invalid_input",  # the model (its chat template) refused the input
+        "upstream_bad_request",  # a remote model server refused the request with a 4xx (not auth, not 429)
+    }
+)
+# Faults on our side that another try, a little later, may not meet: 503 with Retry-After.
+PASSING_FAULTS = frozenset(
+    {
+        "model_unavailable",
+        "model_disabled",
+        "upstream_unavailable",
+        "upstream_timeout",
+        "upstream_rate_limited",
+        "worker_lost",
+    }
+)
+_INPUT_FIELD = {"chat": "messages", "completion": "prompt", "embedding": "input", "classification": "input"}
+
+
 class _Unavailable(DjinnError):
     status = 503
     code = "no_worker"
@@ -83,7 +106,13 @@ def _outcome_error(job: Job) -> DjinnError | None:
         return _Unavailable("No worker took the job before its deadline; try again later.")
     if job.status == JobStatus.CANCELED:
         return DjinnError("The job was canceled before it finished.", code="job_canceled", status=409)
-    return DjinnError(job.error_message or "The model failed.", code=job.error_code or "backend_error", status=500)
+    code = job.error_code or "backend_error"
+    message = job.error_message or "The model failed."
+    if code in CALLER_FAULTS:
+        return DjinnError(message, code=code, param=_INPUT_FIELD.get(job.task), status=400)
+    if code in PASSING_FAULTS:
+        return _Unavailable(message, code=code)
+    return DjinnError(message, code=code, status=500)
 
 
 def _sse(payload: dict[str, Any] | str) -> bytes:
