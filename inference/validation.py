@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 
 def _no_nul(value: str) -> str:
@@ -47,11 +48,13 @@ class GenerationParams(_Strict):
     stop: NonEmptyText | list[NonEmptyText] | None = Field(None, description="Text that ends generation.")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Seed for reproducible sampling.")
 
-    @model_validator(mode="after")
-    def _at_most_four_stops(self):
-        if isinstance(self.stop, list) and len(self.stop) > 4:
-            raise ValueError("stop takes at most 4 sequences")
-        return self
+    # Checks of one field are field validators, so the error names the field (`param`).
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, stop):
+        if isinstance(stop, list) and len(stop) > 4:
+            raise PydanticCustomError("too_long", "stop takes at most 4 sequences")
+        return stop
 
 
 class Message(_Strict):
@@ -62,11 +65,12 @@ class Message(_Strict):
 class ChatInput(GenerationParams):
     messages: list[Message] = Field(min_length=1, max_length=512)
 
-    @model_validator(mode="after")
-    def _ends_with_user(self):
-        if self.messages[-1].role == "system":
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_user(cls, messages):
+        if messages[-1].role == "system":
             raise ValueError("the last message must come from the user or the assistant")
-        return self
+        return messages
 
 
 class CompletionInput(GenerationParams):
@@ -86,11 +90,12 @@ class ClassificationInput(_Strict):
     labels: list[NonEmptyText] = Field(min_length=2, max_length=64)
     multi_label: bool = False
 
-    @model_validator(mode="after")
-    def _unique_labels(self):
-        if len(set(self.labels)) != len(self.labels):
+    @field_validator("labels")
+    @classmethod
+    def _unique_labels(cls, labels):
+        if len(set(labels)) != len(labels):
             raise ValueError("labels must be unique")
-        return self
+        return labels
 
 
 SCHEMAS: dict[str, type[_Strict]] = {
