@@ -51,3 +51,54 @@ class Receiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass
+class SlowReceiver:
+    """A receiver that never finishes: it drips a header byte by byte (`drip="headers"`),
+    or answers 200 at once and then sends body bytes without end (`drip="body"`)."""
+
+    drip: str
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> SlowReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.drip == "headers":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                    while not receiver.stopping.wait(0.2):
+                        try:
+                            self.wfile.write(b"a")
+                            self.wfile.flush()
+                        except OSError:
+                            return
+                    return
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+                while not receiver.stopping.is_set():
+                    try:
+                        self.wfile.write(b"ok " * 100)
+                        self.wfile.flush()
+                    except OSError:  # the sender hung up, as it should
+                        return
+                    receiver.stopping.wait(0.05)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -9,10 +11,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from inference.models import AIModel, Job, JobStatus
 from inference.services.jobs import job_submit
 from tests.inference.api.helpers import CHAT, api, assert_error
-from tests.inference.api.receiver import Receiver
+from tests.inference.api.receiver import Receiver, SlowReceiver
 from tests.support.processes import DaphneProcess, WorkerProcess, wait_for
-from webhooks.models import DeliveryStatus, JobWebhook, WebhookDelivery
-from webhooks.services import signing_secret_get, webhook_deliver, webhooks_on_job_event
+from webhooks.models import DeliveryStatus, JobWebhook, WebhookAttempt, WebhookDelivery
+from webhooks.services import EXCERPT_CHARS, signing_secret_get, webhook_deliver, webhooks_on_job_event
 from webhooks.signing import signing_secret_generate
 
 INWARD_URLS = [
@@ -74,6 +76,51 @@ def test_an_operator_can_allow_an_internal_receiver_by_address(owner, echo_model
 
     assert webhook_deliver(delivery_id=WebhookDelivery.objects.get(job=job).id) == DeliveryStatus.SUCCEEDED
     assert receiver.received[0].path == "/hook?tenant=7"
+
+
+def _deliver_to(owner, url: str) -> tuple[str | None, float]:
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    JobWebhook.objects.create(job=job, url=url, events=["completed"])
+    Job.objects.filter(id=job.id).update(status=JobStatus.CANCELED)
+    webhooks_on_job_event(job.id, "completed")
+    started = time.monotonic()
+    outcome = webhook_deliver(delivery_id=WebhookDelivery.objects.get(job=job).id)
+    return outcome, time.monotonic() - started
+
+
+@pytest.mark.django_db
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(owner, echo_model, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    slow = SlowReceiver(drip="headers").start()
+    try:
+        outcome, seconds = _deliver_to(owner, f"{slow.url}/hook")
+    finally:
+        slow.stop()
+
+    assert seconds < 3, "one byte every 0.2 s must not hold the worker past its deadline"
+    assert outcome == DeliveryStatus.PENDING  # retried later
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code is None
+    assert attempt.error.startswith("timeout")
+
+
+@pytest.mark.django_db
+def test_an_endless_answer_is_read_only_for_its_excerpt(owner, echo_model, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]
+    settings.WEBHOOK_TIMEOUT_SECONDS = 5
+    endless = SlowReceiver(drip="body").start()
+    try:
+        outcome, seconds = _deliver_to(owner, f"{endless.url}/hook")
+    finally:
+        endless.stop()
+
+    assert seconds < 3
+    assert outcome == DeliveryStatus.SUCCEEDED
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code == 200
+    assert attempt.response_excerpt.startswith("ok ok")
+    assert len(attempt.response_excerpt) == EXCERPT_CHARS
 
 
 @pytest.fixture
