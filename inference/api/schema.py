@@ -17,7 +17,7 @@ _DESCRIPTIONS = {
     415: "The body is not application/json.",
     422: "Well-formed, but the model cannot run it (invalid input, disabled model, refused webhook URL).",
     429: "A plan limit was reached: `rate_limited`, `concurrency_limit` or `token_quota_exceeded`.",
-    503: "No worker could take the job in time.",
+    503: "No worker could take the job in time, a model is unavailable, or the service briefly cannot queue work.",
     504: "The job did not finish in time.",
 }
 RETRY_AFTER = {429: "Seconds to wait before trying again.", 503: "Seconds to wait before trying again."}
@@ -34,7 +34,9 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,
     OpenApiParameter.HEADER,
-    description="Send the same key again (with the same body) to get the same job back instead of a new one.",
+    description="Send the same key again (with the same body) to get the same job back instead of a new one. "
+    "At most 255 characters.",
+    pattern=r"^.{1,255}$",
 )
 
 

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference.api.asyncview import AsyncAPIView, authenticates_itself, run_db
+from inference.api.idempotency import idempotency_key
 from inference.api.pagination import page
 from inference.api.schema import IDEMPOTENCY_KEY, RETRY_AFTER, WRITE, errors
 from inference.api.serializers import (
@@ -42,7 +43,7 @@ PREFERENCE_APPLIED = OpenApiParameter(
     "Preference-Applied", str, OpenApiParameter.HEADER, response=[200, 202], description="`wait=N` when it waited."
 )
 RETRY_AFTER_HEADER = OpenApiParameter(
-    "Retry-After", int, OpenApiParameter.HEADER, response=[429], description=RETRY_AFTER[429]
+    "Retry-After", int, OpenApiParameter.HEADER, response=[429, 503], description=RETRY_AFTER[429]
 )
 
 
@@ -57,7 +58,7 @@ def _submit(request: Request):
         model=payload["model"],
         input=payload["input"],
         client=JobClient.REST,
-        idempotency_key=request.headers.get("Idempotency-Key") or None,
+        idempotency_key=idempotency_key(request),
         webhook=webhook,
     )
 
@@ -71,7 +72,7 @@ class JobListCreateView(AsyncAPIView):
         responses={
             202: OpenApiResponse(JobOutput, description="Queued; follow it at urls.events or urls.websocket."),
             200: OpenApiResponse(JobOutput, description="Finished within the `Prefer: wait=N` it asked for."),
-            **errors(*WRITE, 404, 409, 422, 429),
+            **errors(*WRITE, 404, 409, 422, 429, 503),
         },
         tags=["jobs"],
     )

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from inference.api.asyncview import AsyncAPIView, authenticates_itself, run_db
 from inference.api.errors import error_body
+from inference.api.idempotency import idempotency_key
 from inference.api.schema import IDEMPOTENCY_KEY, WRITE, errors
 from inference.api.waiting import job_wait_finished
 from inference.errors import DjinnError, InvalidInput, ModelNotFound
@@ -151,7 +152,7 @@ class _GenerationView(AsyncAPIView):
 
     def _submit(self, request: Request) -> tuple[Any, Job]:
         body = parse(self.request_model, request.data)
-        key = request.headers.get("Idempotency-Key") or None
+        key = idempotency_key(request)
         return body, _submit(request.user, body.model, self.task, self.job_input(body), key)
 
     async def _wait(self, job: Job) -> Job:

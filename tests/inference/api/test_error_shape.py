@@ -148,3 +148,29 @@ def test_a_bad_key_is_a_401(live_server_url, header):
     with api(live_server_url) as client:
         response = client.get("/api/v1/jobs", headers={"Authorization": header})
     assert_error(response, 401, "invalid_api_key")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/jobs", {"model": "echo", "input": CHAT}),
+        ("/v1/chat/completions", {"model": "echo", **CHAT}),
+    ],
+)
+def test_an_idempotency_key_over_255_characters_is_a_400_naming_the_header(
+    live_server_url, owner_key, echo_model, path, body
+):
+    with api(live_server_url, owner_key) as client:
+        response = client.post(path, json=body, headers={"Idempotency-Key": "k" * 256})
+    error = assert_error(response, 400, "invalid_idempotency_key", "Idempotency-Key")
+    assert "255" in error["message"]
+    assert not Job.objects.exists()
+
+
+def test_an_idempotency_key_of_255_characters_is_kept(live_server_url, owner_key, echo_model):
+    with api(live_server_url, owner_key) as client:
+        response = client.post(
+            "/api/v1/jobs", json={"model": "echo", "input": CHAT}, headers={"Idempotency-Key": "k" * 255}
+        )
+    assert response.status_code == 202, response.text
+    assert Job.objects.get().idempotency_key == "k" * 255
