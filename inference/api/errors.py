@@ -6,6 +6,9 @@ OpenAI's own), so the official SDKs raise their usual error classes.
 
 from __future__ import annotations
 
+import logging
+
+import redis.exceptions
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError
@@ -16,6 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from inference.errors import DjinnError
+
+logger = logging.getLogger(__name__)
+
+REDIS_DOWN_RETRY_AFTER = 5  # seconds; long enough for a restart or a failover
 
 _TYPES = {
     400: "invalid_request_error",
@@ -81,6 +88,14 @@ def exception_handler(exc, context):
         return Response(
             error_body(400, "invalid_value", "A value in the request cannot be stored or searched."), status=400
         )
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        # Queues, quotas and event logs live in Redis: without it nothing can be accepted, but it is
+        # an outage to wait out (503, Retry-After), not a fault in the request.
+        logger.error("Redis is unreachable: %s", exc, exc_info=exc)
+        message = "The service is briefly unable to take requests; try again shortly."
+        response = Response(error_body(503, "service_unavailable", message), status=503)
+        response["Retry-After"] = str(REDIS_DOWN_RETRY_AFTER)
+        return response
     if isinstance(exc, RequestDataTooBig):  # Django's own check, when a body was read through request.body
         message = f"The request body is larger than {settings.API_MAX_REQUEST_BYTES} bytes."
         return Response(error_body(413, "request_too_large", message), status=413)
