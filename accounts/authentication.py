@@ -33,7 +33,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 async def authenticate_async(request) -> tuple[object | None, str]:
     """For async views outside DRF: (user, "") or (None, error code). Same rules as the DRF class."""
-    from inference.api.asyncview import run_db  # the API's database threads, not Django's one sync thread
+    from inference.db_threads import run_db  # the API's database threads, not Django's one sync thread
 
     header = request.headers.get("Authorization")
     if header:

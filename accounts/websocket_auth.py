@@ -14,7 +14,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from accounts.authentication import bearer_token
 from accounts.services import api_key_authenticate
-from inference.api.asyncview import run_db  # many handshakes at once must not queue on one thread
+from inference.db_threads import run_db  # many handshakes at once must not queue on one thread
 
 
 def _authorization_header(scope) -> str | None:

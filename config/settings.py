@@ -258,7 +258,8 @@ API_MAX_REQUEST_BYTES = env.int("API_MAX_REQUEST_BYTES", 1024 * 1024, min_value=
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_REQUEST_BYTES
 # `Prefer: wait=N` on job creation waits at most this long for the job to finish.
 API_PREFER_WAIT_MAX_SECONDS = env.int("API_PREFER_WAIT_MAX_SECONDS", 60, min_value=0, max_value=600)
-# Async API views run their database work on this many threads per process (one connection each).
+# Async views, websocket handshakes and stream followers run their database work on this many
+# threads per process (one pooled connection each; keep below DATABASE_POOL_MAX_SIZE).
 API_DB_THREADS = env.int("API_DB_THREADS", 8, min_value=1, max_value=64)
 # An OpenAI-style call waits this long for its job before canceling it and answering 504.
 OPENAI_COMPAT_TIMEOUT_SECONDS = env.int("OPENAI_COMPAT_TIMEOUT_SECONDS", 600, min_value=1)

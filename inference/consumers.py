@@ -10,16 +10,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 from urllib.parse import parse_qsl
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import streams
+from inference.db_threads import run_db
 from inference.errors import NotFound
 from inference.selectors import job_get_for_user
-from inference.services.events import job_events_follow_async
+from inference.services.events import job_events_follow_async, resume_point
 from inference.services.jobs import job_cancel
 
 logger = logging.getLogger(__name__)
@@ -29,8 +28,6 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
 FEED_WAIT_MS = 15_000
-# Digits only (str.isdigit() also takes "²"), and few enough for a Redis stream id (< 2**64).
-RESUME_POINT = re.compile(r"[0-9]{1,18}")
 
 
 def _parse_after(scope) -> int | None:
@@ -38,21 +35,15 @@ def _parse_after(scope) -> int | None:
     query = scope.get("query_string", b"").decode("latin1")
     for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
         if name == "after":
-            return int(value) if RESUME_POINT.fullmatch(value) else None
+            return resume_point(value)
     return 0
 
 
-@database_sync_to_async
 def _find_job(user, job_id):
     try:
         return job_get_for_user(user=user, job_id=job_id)
     except NotFound:
         return None
-
-
-@database_sync_to_async
-def _cancel(job):
-    return job_cancel(job=job)
 
 
 class JobStreamConsumer(AsyncWebsocketConsumer):
@@ -68,7 +59,7 @@ class JobStreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         after = _parse_after(self.scope)
-        self.job = await _find_job(user, self.scope["url_route"]["kwargs"]["job_id"])
+        self.job = await run_db(_find_job, user, self.scope["url_route"]["kwargs"]["job_id"])
         if self.job is None or after is None:
             # Another user's job and a missing one look the same.
             await self.close(code=CLOSE_NOT_FOUND if self.job is None else CLOSE_BAD_REQUEST)
@@ -94,7 +85,7 @@ class JobStreamConsumer(AsyncWebsocketConsumer):
         except ValueError:
             message = None
         if isinstance(message, dict) and message.get("type") == "cancel":
-            await _cancel(self.job)
+            await run_db(job_cancel, job=self.job)
             return
         await self.send(
             text_data=json.dumps(

@@ -3,72 +3,24 @@
 DRF is synchronous. `AsyncAPIView` keeps everything DRF gives a view (the
 same authentication, permissions, parsers, exception handler and OpenAPI
 description) but its handlers are `async def`, so a request that waits for a
-job holds no thread while it waits. Database work runs through `run_db` on a
-small pool of threads that keep their connections, closing stale or broken
-ones after each piece of work the way Django does after each request.
+job holds no thread while it waits. Database work runs through `run_db`
+(inference/db_threads.py).
 """
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.db import connections
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.functional import classproperty
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inference.db_threads import run_db
+
 T = TypeVar("T")
-
-_executor: ThreadPoolExecutor | None = None
-
-
-def _db_executor() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=settings.API_DB_THREADS, thread_name_prefix="djinn-api-db")
-    return _executor
-
-
-def _release_connections() -> None:
-    """What Django does at the end of a request, without arming a health check query for the next one:
-    close a connection that is past CONN_MAX_AGE, left in a transaction, or broken by an error."""
-    for connection in connections.all(initialized_only=True):
-        if connection.connection is None:
-            continue
-        expired = connection.close_at is not None and time.monotonic() >= connection.close_at
-        if expired or not connection.get_autocommit():
-            connection.close()
-        elif connection.errors_occurred:
-            if connection.is_usable():
-                connection.errors_occurred = False
-            else:
-                connection.close()
-
-
-def _with_fresh_connections(func: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(func)
-    def run(*args, **kwargs) -> T:
-        try:
-            return func(*args, **kwargs)
-        finally:
-            _release_connections()
-
-    return run
-
-
-async def run_db(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run blocking `func` (ORM, Redis, DNS) on the API's database threads."""
-    return await sync_to_async(_with_fresh_connections(func), thread_sensitive=False, executor=_db_executor())(
-        *args, **kwargs
-    )
 
 
 def authenticates_itself(handler):

@@ -7,21 +7,18 @@ Resumes after `?after=N` or the `Last-Event-ID` a reconnecting client sends.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_async
 from inference.api.errors import error_body
+from inference.db_threads import run_db
 from inference.errors import NotFound
 from inference.selectors import job_get_for_user
-from inference.services.events import job_events_follow_async
+from inference.services.events import job_events_follow_async, resume_point
 
-# Digits only (str.isdigit() also takes "²"), and few enough for a Redis stream id (< 2**64).
-RESUME_POINT = re.compile(r"[0-9]{1,18}")
 RECONNECT_MS = 1000
 KEEPALIVE_EVERY = 7  # silent polls (~2 s each) between keepalive comments
 
@@ -35,7 +32,7 @@ def _error(status: int, code: str, message: str, param: str | None = None) -> Ht
 
 def _resume_point(request: HttpRequest) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    return int(raw) if RESUME_POINT.fullmatch(raw) else None
+    return resume_point(raw)
 
 
 async def _frames(job_id, after: int) -> AsyncIterator[bytes]:
@@ -66,7 +63,7 @@ async def job_events(request: HttpRequest, job_id: str) -> HttpResponse:
         message = "after and Last-Event-ID must be whole numbers of at most 18 digits."
         return _error(400, "invalid_after", message, "after")
     try:
-        job = await sync_to_async(job_get_for_user)(user=user, job_id=job_id)
+        job = await run_db(job_get_for_user, user=user, job_id=job_id)
     except NotFound as exc:
         return _error(404, exc.code, exc.message)
     response = StreamingHttpResponse(_frames(job.id, after), content_type="text/event-stream")

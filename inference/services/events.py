@@ -7,11 +7,13 @@ event after `after`, exactly once, in order, ending with `done`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
 from inference import streams
+from inference.db_threads import run_db
 from inference.models import Job
 from inference.streams import Event
 
@@ -21,6 +23,13 @@ SILENCE_CHECK_MS = 2000
 # Events read per round trip: a slow watcher reads, sends, then reads again,
 # so what it holds in memory stays bounded however far behind it is.
 READ_BATCH = 256
+# Digits only (str.isdigit() also takes "²"), and few enough for a Redis stream id (< 2**64).
+RESUME_POINT = re.compile(r"[0-9]{1,18}")
+
+
+def resume_point(raw: str) -> int | None:
+    """The sequence number a watcher resumes after, or None when `raw` is not one."""
+    return int(raw) if RESUME_POINT.fullmatch(raw) else None
 
 
 def job_replay_events(job: Job) -> list[Event]:
@@ -112,7 +121,8 @@ async def job_events_follow_async(
                 return
         if events:
             continue
-        job = await Job.objects.aget(id=job_id)
+        # Every silent watcher asks every few seconds: not on Django's one sync thread.
+        job = await run_db(Job.objects.get, id=job_id)
         if not job.is_finished and yield_idle:
             yield None
         if job.is_finished:
