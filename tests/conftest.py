@@ -7,6 +7,7 @@ config/settings_test.py before Django reads it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,19 +20,6 @@ def _clean_redis():
 
     redis_client().flushdb()
     return
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _disconnect_children_before_teardown(django_db_setup, django_db_blocker):
-    """Close what the platform's processes left open, so the test database can be dropped at the end."""
-    yield
-    from django.db import connection
-
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
 
 
 @pytest.fixture
@@ -54,7 +42,7 @@ def echo_model(db):
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker) -> dict[str, str]:
+def worker_env(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
     """The environment a platform child process needs to share the test database and Redis."""
     from django.db import connection
 
@@ -65,7 +53,13 @@ def worker_env(django_db_setup, django_db_blocker) -> dict[str, str]:
     env["DATABASE_URL"] = f"{base}/{name}"
     env["DATABASE_CONN_MAX_AGE"] = "0"
     env["LOG_LEVEL"] = "INFO"
-    return env
+    yield env
+    # What the platform's processes left open would keep the test database from being dropped.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(scope="session")
