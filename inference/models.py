@@ -97,6 +97,9 @@ class Job(models.Model):
     error_message = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    # What the job may spend, counted against its owner's daily tokens until it ends (then its
+    # real usage counts): its prompt, estimated, plus the most it may generate.
+    reserved_tokens = models.PositiveIntegerField(default=0)
 
     attempt = models.PositiveSmallIntegerField(default=1)
     max_attempts = models.PositiveSmallIntegerField(default=3)

@@ -32,7 +32,9 @@ class CurrentUsageOutput(serializers.Serializer):
     active_jobs = serializers.IntegerField()
     requests_last_minute = serializers.IntegerField()
     tokens_today = serializers.IntegerField()
-    tokens_reserved = serializers.IntegerField(help_text="max_tokens of your queued and running jobs.")
+    tokens_reserved = serializers.IntegerField(
+        help_text="Tokens your queued and running jobs may spend: their prompts (estimated) and max_tokens."
+    )
     tokens_remaining_today = serializers.IntegerField(allow_null=True)
 
 

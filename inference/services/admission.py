@@ -14,9 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Count, Q, Sum
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Plan, User
@@ -49,12 +48,11 @@ def day_start(moment: datetime | None = None) -> datetime:
 
 
 def tokens_counted_today(*, user: User) -> tuple[int, int]:
-    """(tokens spent by today's finished jobs, tokens reserved by active jobs' max_tokens)."""
-    max_tokens = Cast(KeyTextTransform("max_tokens", "input"), BigIntegerField())
+    """(tokens spent by today's finished jobs, tokens reserved by active jobs: prompt estimate + max_tokens)."""
     totals = Job.objects.filter(Q(created_at__gte=day_start()) | Q(status__in=ACTIVE_STATUSES), owner=user).aggregate(
         spent=Coalesce(Sum("prompt_tokens", filter=~Q(status__in=ACTIVE_STATUSES)), 0)
         + Coalesce(Sum("completion_tokens", filter=~Q(status__in=ACTIVE_STATUSES)), 0),
-        reserved=Coalesce(Sum(max_tokens, filter=Q(status__in=ACTIVE_STATUSES)), 0),
+        reserved=Coalesce(Sum("reserved_tokens", filter=Q(status__in=ACTIVE_STATUSES)), 0),
     )
     return int(totals["spent"]), int(totals["reserved"])
 
@@ -95,7 +93,8 @@ def _check_tokens(user: User, limits: Limits, job: Job) -> None:
         tomorrow = day_start() + timedelta(days=1)
         raise QuotaExceeded(
             f"Your plan allows {limits.tokens_per_day} tokens per day; {spent} are spent and "
-            f"{reserved} are reserved by running jobs (their max_tokens).",
+            f"{reserved} are reserved by your queued and running jobs, this one included "
+            "(their prompts and max_tokens).",
             code="token_quota_exceeded",
             retry_after=(tomorrow - timezone.now()).total_seconds(),
         )

@@ -51,6 +51,24 @@ def model_limits(model: AIModel) -> ModelLimits:
     )
 
 
+# Tokenizers differ and live in the workers; admission estimates. English runs ~4 characters a token.
+CHARS_PER_TOKEN_ESTIMATE = 4
+
+
+def token_reservation(job_input: dict[str, Any]) -> int:
+    """The tokens a job may spend: its prompt text, estimated, plus its max_tokens (at least 1)."""
+    if "messages" in job_input:
+        texts = [message["content"] for message in job_input["messages"]]
+    elif "prompt" in job_input:
+        texts = [job_input["prompt"]]
+    else:
+        texts = job_input["input"]
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts += job_input.get("labels", [])
+    prompt = math.ceil(sum(len(text) for text in texts) / CHARS_PER_TOKEN_ESTIMATE)
+    return max(1, prompt + job_input.get("max_tokens", 0))
+
+
 def job_submit(
     *,
     user: User,
@@ -85,6 +103,7 @@ def job_submit(
         task=model.task,
         client=client,
         input=validated,
+        reserved_tokens=token_reservation(validated),
         max_attempts=settings.JOB_MAX_ATTEMPTS,
         idempotency_key=idempotency_key,
         request_fingerprint=_fingerprint(model, input) if idempotency_key else "",

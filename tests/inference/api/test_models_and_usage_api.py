@@ -52,7 +52,8 @@ def test_usage_counts_tokens_per_day_and_jobs_by_status_against_the_plan(client,
     owner.save()
     done = job_submit(user=owner, model="echo", input=CHAT)
     Job.objects.filter(id=done.id).update(status=JobStatus.SUCCEEDED, prompt_tokens=7, completion_tokens=5)
-    job_submit(user=owner, model="echo", input={**CHAT, "max_tokens": 40})  # queued: reserves 40
+    # Queued: reserves its prompt (26 characters: ~7 tokens) and max_tokens.
+    job_submit(user=owner, model="echo", input={**CHAT, "max_tokens": 40})
     theirs = job_submit(user=outsider, model="echo", input=CHAT)
     Job.objects.filter(id=theirs.id).update(status=JobStatus.SUCCEEDED, prompt_tokens=900, completion_tokens=900)
 
@@ -72,8 +73,8 @@ def test_usage_counts_tokens_per_day_and_jobs_by_status_against_the_plan(client,
     assert body["plan"] == {"name": "team", "concurrent_jobs": 4, "requests_per_minute": 100, "tokens_per_day": 1000}
     assert body["current"]["active_jobs"] == 1
     assert body["current"]["tokens_today"] == 12
-    assert body["current"]["tokens_reserved"] == 40
-    assert body["current"]["tokens_remaining_today"] == 1000 - 12 - 40
+    assert body["current"]["tokens_reserved"] == 7 + 40
+    assert body["current"]["tokens_remaining_today"] == 1000 - 12 - 47
 
 
 @pytest.mark.parametrize("days", ["0", "91", "x"])

