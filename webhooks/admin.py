@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin
+from django.db import models
 
 from ops.admin_audit import AuditedAdminMixin
 from webhooks.models import JobWebhook, WebhookAttempt, WebhookDelivery
@@ -38,3 +40,5 @@ class JobWebhookAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("job", "url", "events")
     search_fields = ("=job__id", "url")
     raw_id_fields = ("job",)
+    # A URL typed without a scheme means https (Django 6's default; 5.2 still assumes http).
+    formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
