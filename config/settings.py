@@ -155,18 +155,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 # ------------------------------------------------------------------------------
-# Redis: the Celery broker, the job event logs and the channel layer
+# Redis: the Celery broker, the job event logs, worker presence and quotas
 # ------------------------------------------------------------------------------
 # The default is the private Redis that `make run` starts on a socket in .run/.
 REDIS_URL = env.redis_url("REDIS_URL", f"unix://{BASE_DIR / '.run' / 'redis.sock'}?db=0")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", "djinn")
 
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
-    }
-}
+# No CHANNEL_LAYERS, on purpose: watchers read the event log by position, so nothing needs a
+# channel layer, and with one configured every websocket would hold its own polling receive
+# loop on Redis for messages that never come.
 
 # ------------------------------------------------------------------------------
 # Jobs: leases, attempts, deadlines, streaming

@@ -15,8 +15,9 @@ from inference.services.jobs import job_cancel_requested, job_heartbeat
 
 logger = logging.getLogger(__name__)
 
-# Polling Redis on every token would cost a round trip per token.
-CANCEL_POLL_SECONDS = 0.02
+# Polling Redis on every token would cost a round trip per token; each delta the worker
+# writes also reports a cancel (streams.append_delta), so polls fill only the gaps between deltas.
+CANCEL_POLL_SECONDS = 0.05
 
 
 class Lease:
@@ -56,6 +57,12 @@ class Lease:
             except Exception:  # Redis away: the heartbeat thread still sees cancels in the database
                 logger.warning("cancel poll failed for %s", self.job_id, exc_info=True)
         return self.lost.is_set() or self.canceled.is_set()
+
+    def cancel_checked(self, canceled: bool) -> None:
+        """Note a cancel check made elsewhere (a delta's append); the next poll can wait."""
+        self._next_cancel_poll = time.monotonic() + CANCEL_POLL_SECONDS
+        if canceled:
+            self.canceled.set()
 
     def _beat(self) -> None:
         try:

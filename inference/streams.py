@@ -31,6 +31,7 @@ local seq = redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '0-' .. seq, 'type', ARGV[2], 'attempt', ARGV[1], 'data', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+if KEYS[4] then return {seq, redis.call('EXISTS', KEYS[4])} end
 return seq
 """
 
@@ -81,10 +82,9 @@ def log_key(job_id: Any) -> str:
     return _key(job_id, "log")
 
 
-def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> int:
-    """Append one event; returns its sequence number, or raises Superseded."""
-    seq = _append_script()(
-        keys=[log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq")],
+def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], keys: list[str]) -> Any:
+    reply = _append_script()(
+        keys=[log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq"), *keys],
         args=[
             attempt,
             event_type,
@@ -93,9 +93,23 @@ def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any
             settings.EVENT_LOG_TTL_SECONDS,
         ],
     )
-    if seq is None:
+    if reply is None:
         raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
-    return int(seq)
+    return reply
+
+
+def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> int:
+    """Append one event; returns its sequence number, or raises Superseded."""
+    return int(_append(job_id, attempt, event_type, data, []))
+
+
+def append_delta(job_id: Any, attempt: int, text: str) -> bool:
+    """Append a delta and say whether the job was asked to stop, in one round trip (or raise Superseded).
+
+    A streaming worker then needs no separate cancel poll while its deltas flow.
+    """
+    _seq, canceled = _append(job_id, attempt, "delta", {"text": text}, [_key(job_id, "cancel")])
+    return bool(canceled)
 
 
 def _parse(entry_id: str, fields: dict[str, str]) -> Event:

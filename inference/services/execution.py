@@ -89,7 +89,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
                 token = generated
         text = buffer.add(token)
         if text:
-            _send_delta(job, text)
+            _send_delta(job, text, lease)
         if first:  # after the delta is out: watchers should not wait for this write
             job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
             # A stream can last minutes: it should not hold a database connection meanwhile.
@@ -101,7 +101,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
         _send_restart(job)
         text = generated
     if text:
-        _send_delta(job, text)
+        _send_delta(job, text, lease)
     if lease.lost.is_set():
         raise _Interrupted
     return generated
@@ -115,9 +115,9 @@ def _send_restart(job: Job) -> None:
         raise _Interrupted from None
 
 
-def _send_delta(job: Job, text: str) -> None:
+def _send_delta(job: Job, text: str, lease: Lease) -> None:
     try:
-        streams.append_event(job.id, job.attempt, "delta", {"text": text})
+        lease.cancel_checked(streams.append_delta(job.id, job.attempt, text))
     except streams.Superseded:
         raise _Interrupted from None
 
