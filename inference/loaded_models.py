@@ -3,7 +3,9 @@
 A model is loaded once and kept. An operator's edit (a newer `updated_at`)
 replaces it on its next job; disabling or deleting it releases it, either
 when its next job arrives (and fails with `model_disabled`) or, while the
-process is idle, at the next `release_stale()` (see inference/warmup.py).
+process is idle, at the next `release_stale()` (see inference/warmup.py). A
+backend replaced while other jobs of the process (a thread pool) may still use
+it is closed once they have ended, never under a generation.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ _loaded: dict[int, _Loaded] = {}
 _lock = threading.Lock()
 _load_locks: dict[int, threading.Lock] = {}
 _jobs_running = 0
+# Backends an operator's edit or switch-off replaced while other jobs of this process (a thread
+# pool) may still be generating with them: closed once no job runs here.
+_retired: list[_Loaded] = []
 
 
 def backend_for(model: AIModel) -> Backend:
     """The loaded backend for `model`; BackendError `model_unavailable` if it cannot load,
     `model_disabled` if an operator turned it off."""
     if not model.enabled:
-        release(model.pk)
+        _retire(model.pk)
         raise BackendError("model_disabled", f"The model {model.slug!r} was disabled by an operator.")
     with _lock:
         load_lock = _load_locks.setdefault(model.pk, threading.Lock())
@@ -47,7 +52,7 @@ def backend_for(model: AIModel) -> Backend:
         entry = _loaded.get(model.pk)
         if entry is not None and entry.version == model.updated_at:
             return entry.backend
-        release(model.pk)
+        _retire(model.pk)
         try:
             backend = build_backend(model.backend, model.config)
             backend.load()
@@ -63,16 +68,23 @@ def backend_for(model: AIModel) -> Backend:
         return backend
 
 
-def release(model_id: int) -> None:
-    """Forget a model and free what it holds."""
+def _retire(model_id: int) -> None:
+    """Forget a model; free what it holds now, or once the other jobs of this process have ended."""
     with _lock:
         entry = _loaded.pop(model_id, None)
+        if entry is not None and _jobs_running > 1:  # the caller is a job too
+            _retired.append(entry)
+            return
     if entry is not None:
-        try:
-            entry.backend.close()
-        except Exception:
-            logger.warning("closing model %s failed", entry.slug, exc_info=True)
-        logger.info("model %s released", entry.slug)
+        _close(entry)
+
+
+def _close(entry: _Loaded) -> None:
+    try:
+        entry.backend.close()
+    except Exception:
+        logger.warning("closing model %s failed", entry.slug, exc_info=True)
+    logger.info("model %s released", entry.slug)
 
 
 def loaded_model_ids() -> list[int]:
@@ -91,6 +103,11 @@ def job_ended() -> None:
     global _jobs_running
     with _lock:
         _jobs_running = max(0, _jobs_running - 1)
+        retired = []
+        if _jobs_running == 0 and _retired:
+            retired, _retired[:] = list(_retired), []
+    for entry in retired:
+        _close(entry)
 
 
 def release_stale() -> list[int]:
@@ -106,11 +123,7 @@ def release_stale() -> list[int]:
         stale = [pk for pk, entry in _loaded.items() if current.get(pk) != entry.version]
         entries = [_loaded.pop(pk) for pk in stale]
     for entry in entries:
-        try:
-            entry.backend.close()
-        except Exception:
-            logger.warning("closing model %s failed", entry.slug, exc_info=True)
-        logger.info("model %s released: disabled, edited or deleted", entry.slug)
+        _close(entry)
     return stale
 
 
