@@ -6,17 +6,21 @@ from inference import loaded_models
 from inference.backends import BackendError
 from inference.models import AIModel
 
-REMOTE = {"base_url": "http://127.0.0.1:9/v1", "model": "m"}
 
-
-def test_an_edited_model_closes_its_old_backend_only_once_the_other_jobs_have_ended(db):
-    model = AIModel.objects.create(
+@pytest.fixture
+def remote_model(db):
+    """A model on a remote server (nothing listens: loading only opens an HTTP client)."""
+    return AIModel.objects.create(
         slug="remote",
         display_name="Remote",
         task="chat",
         backend="openai",
-        config=REMOTE,
+        config={"base_url": "http://127.0.0.1:9/v1", "model": "m"},
     )
+
+
+def test_an_edited_model_closes_its_old_backend_only_once_the_other_jobs_have_ended(remote_model):
+    model = remote_model
     loaded_models.job_started()  # a job on another thread of this process, generating with the model
     loaded_models.job_started()  # this job
     try:
@@ -36,14 +40,8 @@ def test_an_edited_model_closes_its_old_backend_only_once_the_other_jobs_have_en
     assert old._client is None
 
 
-def test_a_backend_replaced_while_no_other_job_runs_is_closed_at_once(db):
-    model = AIModel.objects.create(
-        slug="remote",
-        display_name="Remote",
-        task="chat",
-        backend="openai",
-        config=REMOTE,
-    )
+def test_a_backend_replaced_while_no_other_job_runs_is_closed_at_once(remote_model):
+    model = remote_model
     loaded_models.job_started()
     try:
         old = loaded_models.backend_for(model)
