@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -17,6 +18,10 @@ from inference.services.events import visible_text
 from inference.services.jobs import Usage, job_finish, job_mark_first_token, job_start
 
 logger = logging.getLogger(__name__)
+
+# A short answer keeps its database connection for its last write; a long stream gives it back
+# after this long, so thousands of streaming jobs never hold thousands of connections.
+HOLD_CONNECTION_SECONDS = 1.0
 
 
 class _Interrupted(Exception):
@@ -72,6 +77,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
     shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
     resuming = bool(shown)
     generated = ""
+    release_connection_at = 0.0
     for token in backend.stream(job.input, lease.should_stop):
         first = not tokens
         tokens.append(token)
@@ -80,6 +86,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
             if shown.startswith(generated):
                 if first:
                     job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
+                    release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
                 continue
             resuming = False
             if generated.startswith(shown):
@@ -92,8 +99,11 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
             _send_delta(job, text, lease)
         if first:  # after the delta is out: watchers should not wait for this write
             job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
+            release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
+        elif release_connection_at and time.monotonic() >= release_connection_at:
             # A stream can last minutes: it should not hold a database connection meanwhile.
             db.connection.close()
+            release_connection_at = 0.0
         if lease.lost.is_set():
             raise _Interrupted
     text = buffer.flush()
