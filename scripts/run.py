@@ -74,7 +74,7 @@ def redis_answers(socket_path: Path) -> bool:
         return False
 
 
-def start_private_redis(children: list[subprocess.Popen]) -> str:
+def start_private_redis(services: list[subprocess.Popen]) -> str:
     """A Redis on a unix socket in .run/: private, and found by every manage.py in this checkout."""
     socket_path = RUN_DIR / "redis.sock"
     url = f"unix://{socket_path}?db=0"
@@ -102,10 +102,10 @@ def start_private_redis(children: list[subprocess.Popen]) -> str:
         "--logfile",
         str(data_dir / "redis.log"),
     ]
-    children.append(subprocess.Popen(args, start_new_session=True))
+    services.append(subprocess.Popen(args, start_new_session=True))
     deadline = time.monotonic() + 10
     while not redis_answers(socket_path):
-        if time.monotonic() > deadline or children[-1].poll() is not None:
+        if time.monotonic() > deadline or services[-1].poll() is not None:
             raise SystemExit(f"the private Redis did not start; see {data_dir / 'redis.log'}")
         time.sleep(0.1)
     return url
@@ -147,11 +147,11 @@ def ensure_operator(env: dict[str, str]) -> str:
 
 
 def stop_all(children: list[subprocess.Popen]) -> None:
-    for child in reversed(children):
+    for child in children:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
-    for child in reversed(children):
+    for child in children:
         try:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -165,6 +165,7 @@ def main() -> int:
     if port_open(HOST, PORT):
         say(f"port {PORT} is already taken; stop what runs there or set DJINN_PORT")
         return 1
+    services: list[subprocess.Popen] = []  # what the platform stands on: stopped after it
     children: list[subprocess.Popen] = []
     stopping = False
 
@@ -177,7 +178,7 @@ def main() -> int:
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
     try:
         if "REDIS_URL" not in os.environ:
-            env["REDIS_URL"] = start_private_redis(children)
+            env["REDIS_URL"] = start_private_redis(services)
         say(f"database: {os.environ.get('DATABASE_URL', 'SQLite in .run/djinn.sqlite3')}")
         say(f"redis:    {env['REDIS_URL']}")
         manage("migrate", "--no-input", "-v", "0", env=env)
@@ -241,7 +242,8 @@ def main() -> int:
         return 0
     finally:
         say("stopping...")
-        stop_all(children)
+        stop_all(children)  # first: a worker's warm shutdown still writes to Redis
+        stop_all(services)
         say("stopped.")
 
 
