@@ -1,3 +1,7 @@
+"""Operations endpoints: health, readiness, metrics and the staff dashboard."""
+
+import logging
+
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -10,6 +14,8 @@ from ops import stats
 from ops.access import has_metrics_token, is_staff
 from ops.health import readiness
 from ops.metrics import registry
+
+logger = logging.getLogger(__name__)
 
 
 @never_cache
@@ -25,7 +31,14 @@ def readyz(request):
     """Ready: the database, Redis and at least one worker answer; 503 names what does not."""
     results = readiness()
     failing = {name: problem for name, problem in results.items() if problem}
-    checks = {name: (problem if problem else "ok") for name, problem in results.items()}
+    if failing:
+        logger.warning("not ready: %s", "; ".join(failing.values()))
+    # Exception details name hosts, ports and database users: for operators only (and the log).
+    detailed = has_metrics_token(request) or is_staff(request)
+    checks = {
+        name: "ok" if not problem else problem if detailed else problem.split(":", 1)[0]
+        for name, problem in results.items()
+    }
     if failing:
         response = JsonResponse({"status": "unavailable", "failing": sorted(failing), "checks": checks}, status=503)
         response["Retry-After"] = "5"

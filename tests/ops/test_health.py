@@ -39,8 +39,18 @@ def test_readyz_names_redis_when_redis_is_unreachable(client, settings, fresh_re
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert body["failing"] == ["redis", "workers"]
-    assert body["checks"]["redis"].startswith("redis unreachable")
+    assert body["checks"]["redis"] == "redis unreachable"  # no host, port or exception for the public
     assert body["checks"]["database"] == "ok"
+
+
+def test_readyz_shows_staff_what_failed_in_detail(client, settings, fresh_redis_clients, django_user_model):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    staff = django_user_model.objects.create_user(username="op", password="pw-op-12345", is_staff=True)
+    client.force_login(staff)
+
+    body = client.get("/readyz").json()
+
+    assert body["checks"]["redis"].startswith("redis unreachable: ConnectionError")
 
 
 def test_readyz_says_when_no_worker_is_online(client, settings):
