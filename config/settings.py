@@ -110,6 +110,10 @@ STORAGES = {
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
 LOGOUT_REDIRECT_URL = "home"
+# Sign-ups and password-reset mails per client address per hour (web/throttle.py); a reset mail
+# also goes to one address at most 3 times an hour, whoever asks.
+WEB_SIGNUPS_PER_HOUR = env.int("WEB_SIGNUPS_PER_HOUR", 10, min_value=1)
+WEB_PASSWORD_RESETS_PER_HOUR = env.int("WEB_PASSWORD_RESETS_PER_HOUR", 5, min_value=1)
 
 # ------------------------------------------------------------------------------
 # E-mail (password resets): printed to the console unless an SMTP server is set

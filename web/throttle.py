@@ -1,4 +1,5 @@
-"""Failed log-ins, counted per username and address in Redis: after a few, that pair waits."""
+"""Counting in Redis what the web pages let anyone do: failed log-ins per username and address
+(after a few, that pair waits), and sign-ups and password-reset mails per address or mailbox."""
 
 from __future__ import annotations
 
@@ -38,3 +39,18 @@ def login_failed(*, username: str, address: str) -> None:
 
 def login_succeeded(*, username: str, address: str) -> None:
     redis_client().delete(_key(username, address))
+
+
+HOUR = 3600
+
+
+def attempt(*, action: str, subject: str, limit: int, window_seconds: int = HOUR) -> int | None:
+    """Count one `action` by `subject`; the seconds to wait when that is over `limit` in the window."""
+    digest = hashlib.sha256(subject.strip().lower().encode()).hexdigest()[:32]
+    key = f"{settings.REDIS_KEY_PREFIX}:web:{action}:{digest}"
+    with redis_client().pipeline() as pipe:
+        pipe.incr(key)
+        pipe.expire(key, window_seconds, nx=True)
+        pipe.ttl(key)
+        count, _, ttl = pipe.execute()
+    return max(1, int(ttl)) if count > limit else None

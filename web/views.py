@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,7 +19,7 @@ from inference.errors import DjinnError
 from inference.models import JobClient, JobStatus, Task
 from inference.services.admission import QuotaExceeded, job_create
 from inference.usage import usage_for_user
-from web import selectors, services
+from web import selectors, services, throttle
 from web.forms import (
     ApiKeyForm,
     ChatForm,
@@ -26,6 +28,7 @@ from web.forms import (
     HistoryFilterForm,
     RenameForm,
     SignUpForm,
+    client_address,
     wait_in_words,
 )
 from web.job_errors import job_error_message
@@ -56,11 +59,31 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("chat")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.username}. Ask a model anything.")
-        return redirect("chat")
+        wait = throttle.attempt(action="signup", subject=client_address(request), limit=settings.WEB_SIGNUPS_PER_HOUR)
+        if wait is None:
+            user = form.save()
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome, {user.username}. Ask a model anything.")
+            return redirect("chat")
+        form.add_error(None, f"Too many new accounts from your network. Try again in {wait_in_words(wait)}.")
+        return render(request, "registration/signup.html", {"form": form}, status=429)
     return render(request, "registration/signup.html", {"form": form})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset page, sending a few mails per hour per client address and per mailbox at most:
+    nobody can use it to flood a mailbox or the mail server."""
+
+    def form_valid(self, form):
+        address = client_address(self.request)
+        mailbox = form.cleaned_data["email"]
+        wait = throttle.attempt(
+            action="password-reset", subject=address, limit=settings.WEB_PASSWORD_RESETS_PER_HOUR
+        ) or throttle.attempt(action="password-reset-mailbox", subject=mailbox, limit=3)
+        if wait is None:
+            return super().form_valid(form)
+        form.add_error(None, f"Too many reset requests. Try again in {wait_in_words(wait)}.")
+        return self.render_to_response(self.get_context_data(form=form), status=429)
 
 
 # ------------------------------------------------------------------------------

@@ -79,3 +79,52 @@ def test_logout_is_a_post(owner_client):
     response = owner_client.post(reverse("logout"))
     assert response.status_code == 302
     assert owner_client.get(reverse("chat")).status_code == 302
+
+
+def _sign_up(client, username: str, address: str):
+    password = "a-long-pass-9"
+    return client.post(
+        reverse("signup"),
+        {"username": username, "email": f"{username}@example.com", "password1": password, "password2": password},
+        REMOTE_ADDR=address,
+    )
+
+
+def test_sign_ups_from_one_address_are_limited_per_hour(client, settings):
+    settings.WEB_SIGNUPS_PER_HOUR = 2
+    for name in ("first", "second"):
+        assert _sign_up(client, name, "203.0.113.7").status_code == 302
+        client.logout()
+
+    refused = _sign_up(client, "third", "203.0.113.7")
+    elsewhere = _sign_up(client, "fourth", "203.0.113.8")
+
+    assert refused.status_code == 429
+    assert "Too many new accounts from your network. Try again in" in refused.text
+    assert not get_user_model().objects.filter(username="third").exists()
+    assert elsewhere.status_code == 302
+
+
+def test_reset_mails_to_one_mailbox_are_limited_per_hour(client, django_user_model):
+    django_user_model.objects.create_user(username="bea", email="bea@example.com", password="pw-bea-12345")
+    addresses = ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"]
+
+    responses = [
+        client.post(reverse("password_reset"), {"email": "bea@example.com"}, REMOTE_ADDR=address)
+        for address in addresses
+    ]
+
+    assert [r.status_code for r in responses] == [302, 302, 302, 429]
+    assert "Too many reset requests. Try again in" in responses[-1].text
+    assert len(mail.outbox) == 3
+
+
+def test_reset_requests_from_one_address_are_limited_per_hour(client, settings):
+    settings.WEB_PASSWORD_RESETS_PER_HOUR = 2
+    responses = [
+        client.post(reverse("password_reset"), {"email": f"nobody{i}@example.com"}, REMOTE_ADDR="198.51.100.9")
+        for i in range(3)
+    ]
+
+    # The same answer whether or not the mailbox has an account: only the count tells.
+    assert [r.status_code for r in responses] == [302, 302, 429]
