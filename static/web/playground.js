@@ -47,11 +47,18 @@ function render(kind, job, result) {
   }
 }
 
+// A queued job waits for a worker; past this, say so instead of spinning for ever.
+const POLL_GIVE_UP_MS = 120_000;
+
+class StillWaiting extends Error {}
+
 async function poll(url) {
+  const deadline = Date.now() + POLL_GIVE_UP_MS;
   for (;;) {
     const response = await fetch(url, { headers: { Accept: "application/json" } });
     const job = await response.json();
     if (job.finished) return job;
+    if (Date.now() > deadline) throw new StillWaiting();
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
@@ -76,8 +83,11 @@ for (const form of document.querySelectorAll("form[data-playground]")) {
         return;
       }
       render(form.dataset.playground, await poll(body.poll), result);
-    } catch {
-      result.innerHTML = '<p class="error-box" role="alert">Djinn could not be reached. Check your connection and try again.</p>';
+    } catch (error) {
+      result.innerHTML =
+        error instanceof StillWaiting
+          ? '<p class="error-box" role="alert">The job is still waiting for a worker. It will appear in your history when it ends.</p>'
+          : '<p class="error-box" role="alert">Djinn could not be reached. Check your connection and try again.</p>';
     } finally {
       button.disabled = false;
     }
