@@ -78,8 +78,8 @@ def limits_for_user(*, user: User) -> Limits:
     return limits_of_plan(plan)
 
 
-def _key(user_id: int) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}:quota:{user_id}:requests"
+def _key(user_id: int, window: str = "requests") -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:quota:{user_id}:{window}"
 
 
 @lru_cache(maxsize=1)
@@ -89,10 +89,15 @@ def _window_script():
     return redis_client().register_script(_SLIDING_WINDOW)
 
 
-def request_rate_acquire(*, user_id: int, limit: int) -> float | None:
-    """Count one request against `limit` per minute: None if admitted, else seconds until one is free."""
+def request_rate_acquire(*, user_id: int, limit: int, window: str = "requests") -> float | None:
+    """Count one request against `limit` per minute: None if admitted, else seconds until one is free.
+
+    `window` names the sliding window: job requests and reads (lists, details) are counted apart.
+    """
     now_ms = int(time.time() * 1000)
-    wait_ms = int(_window_script()(keys=[_key(user_id)], args=[now_ms, WINDOW_SECONDS * 1000, limit, uuid.uuid4().hex]))
+    wait_ms = int(
+        _window_script()(keys=[_key(user_id, window)], args=[now_ms, WINDOW_SECONDS * 1000, limit, uuid.uuid4().hex])
+    )
     return None if wait_ms == 0 else wait_ms / 1000
 
 

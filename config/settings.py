@@ -243,6 +243,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["inference.api.throttling.PlanReadThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["inference.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "inference.api.errors.exception_handler",
@@ -281,6 +282,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "inference.api.schema.document_event_stream",
+        "inference.api.schema.document_read_limits",
     ],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "inference.models.JobStatus",

@@ -89,3 +89,19 @@ def document_event_stream(result, generator, request, public):
         }
     }
     return result
+
+
+def document_read_limits(result, generator, request, public):
+    """Every read may answer 429 (inference/api/throttling.py): say so once, for all of them."""
+    for path, operations in result["paths"].items():
+        read = operations.get("get")
+        if read is None or path == _EVENTS_PATH:
+            continue
+        read["responses"].setdefault(
+            "429",
+            {
+                **_error_ref("Too many reads this minute for your plan (`rate_limited`)."),
+                "headers": {"Retry-After": {"description": RETRY_AFTER[429], "schema": {"type": "integer"}}},
+            },
+        )
+    return result
