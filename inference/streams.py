@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -231,4 +232,82 @@ class DeltaBuffer:
             return None
         text = "".join(self._pending)
         self._pending.clear()
+        self._last_flush = time.monotonic()
         return text
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._pending)
+
+    def due_in(self) -> float:
+        """Seconds until the held tokens are due, however long the next one takes."""
+        return self._last_flush + self.max_delay - time.monotonic()
+
+
+class DeltaSender:
+    """A DeltaBuffer whose held tokens go out on time even when the backend stalls.
+
+    `add` and `close` run on the job's thread; a small thread sends tokens the buffer is
+    holding once they are due, so a remote model that pauses after a burst never keeps
+    its last tokens from watchers. Sends never overlap, so deltas keep their order. An
+    exception from `send` on that thread is raised on the job's thread at its next call.
+    """
+
+    def __init__(self, send, buffer: DeltaBuffer | None = None):
+        self._send = send
+        self._buffer = buffer or DeltaBuffer()
+        self._changed = threading.Condition()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._send_when_due, name="delta-sender", daemon=True)
+        self._thread.start()
+
+    def add(self, token: str) -> None:
+        with self._changed:
+            self._raise_error()
+            was_holding = self._buffer.holding
+            text = self._buffer.add(token)
+            if text:
+                self._send(text)
+            elif not was_holding:  # the sending thread wakes once per held batch, not per token
+                self._changed.notify()
+
+    def send_now(self, send_other) -> None:
+        """Send what is held, then run `send_other` (another event) in order with the deltas."""
+        with self._changed:
+            self._raise_error()
+            text = self._buffer.flush()
+            if text:
+                self._send(text)
+            send_other()
+
+    def close(self, *, flush: bool = True) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+            self._raise_error()
+            text = self._buffer.flush() if flush else None
+            if text:
+                self._send(text)
+        self._thread.join(timeout=5)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _send_when_due(self) -> None:
+        with self._changed:
+            while not self._closed:
+                if not self._buffer.holding or self._error is not None:
+                    self._changed.wait()
+                    continue
+                wait = self._buffer.due_in()
+                if wait > 0:
+                    self._changed.wait(wait)
+                    continue
+                text = self._buffer.flush()
+                try:
+                    self._send(text)
+                except BaseException as exc:  # the job's thread raises it
+                    self._error = exc

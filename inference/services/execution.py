@@ -73,45 +73,45 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
     seeded, so it usually comes out the same) and sends only what is new; if
     it comes out different, it tells watchers to start over with a restart.
     """
-    buffer = streams.DeltaBuffer()
+    # Deltas go out as tokens come, coalesced; held ones go out on time even if the backend stalls.
+    sender = streams.DeltaSender(lambda text: _send_delta(job, text, lease))
     shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
     resuming = bool(shown)
     generated = ""
     release_connection_at = 0.0
-    for token in backend.stream(job.input, lease.should_stop):
-        first = not tokens
-        tokens.append(token)
-        generated += token
-        if resuming:
-            if shown.startswith(generated):
-                if first:
-                    job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
-                    release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
-                continue
-            resuming = False
-            if generated.startswith(shown):
-                token = generated[len(shown) :]
-            else:
-                _send_restart(job)
-                token = generated
-        text = buffer.add(token)
-        if text:
-            _send_delta(job, text, lease)
-        if first:  # after the delta is out: watchers should not wait for this write
-            job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
-            release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
-        elif release_connection_at and time.monotonic() >= release_connection_at:
-            # A stream can last minutes: it should not hold a database connection meanwhile.
-            db.connection.close()
-            release_connection_at = 0.0
-        if lease.lost.is_set():
-            raise _Interrupted
-    text = buffer.flush()
-    if resuming and generated != shown:  # the retry ended inside what watchers already saw
-        _send_restart(job)
-        text = generated
-    if text:
-        _send_delta(job, text, lease)
+    try:
+        for token in backend.stream(job.input, lease.should_stop):
+            first = not tokens
+            tokens.append(token)
+            generated += token
+            if resuming:
+                if shown.startswith(generated):
+                    if first:
+                        job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
+                        release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
+                    continue
+                resuming = False
+                if generated.startswith(shown):
+                    token = generated[len(shown) :]
+                else:
+                    sender.send_now(lambda: _send_restart(job))
+                    token = generated
+            sender.add(token)
+            if first:  # after the delta is out: watchers should not wait for this write
+                job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
+                release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
+            elif release_connection_at and time.monotonic() >= release_connection_at:
+                # A stream can last minutes: it should not hold a database connection meanwhile.
+                db.connection.close()
+                release_connection_at = 0.0
+            if lease.lost.is_set():
+                raise _Interrupted
+        if resuming and generated != shown:  # the retry ended inside what watchers already saw
+            sender.send_now(lambda: _send_restart(job))
+            sender.add(generated)
+    finally:
+        # Even a failing backend's partial answer reaches watchers as it is stored; a superseded one never.
+        sender.close(flush=not lease.lost.is_set())
     if lease.lost.is_set():
         raise _Interrupted
     return generated

@@ -80,7 +80,8 @@ def test_a_job_whose_worker_is_killed_succeeds_on_a_new_attempt(celery_worker, s
 def test_a_retry_that_answers_differently_tells_watchers_to_start_over(celery_worker, start_worker, owner, slow_model):
     doomed = start_worker("crashy")
     job = _submit(owner)
-    _wait_streaming(job)
+    # Watchers must have seen more than the retry will say, so it cannot just carry on from there.
+    wait_for(lambda: len(visible_text(streams.read_events(job.id)).split()) > 5, what="six words streamed")
 
     doomed.kill()
     slow_model.config = {"tokens": 5, "tokens_per_second": 60}  # the operator shortened the answer meanwhile

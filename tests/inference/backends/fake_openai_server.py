@@ -35,6 +35,7 @@ class Failure:
 class FakeOpenAIServer:
     words: list[str] = field(default_factory=lambda: ["Hello", " from", " a", " remote", " model", "!"])
     chunk_delay: float = 0.01
+    pauses: dict[int, float] = field(default_factory=dict)  # token index -> seconds to wait before it
     dimensions: int = 16
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: deque[Failure] = field(default_factory=deque)
@@ -132,7 +133,7 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
                     self.connection.shutdown(2)  # cut mid-stream, without [DONE]
                     return
-                time.sleep(server.chunk_delay)
+                time.sleep(server.pauses.get(index, server.chunk_delay))
                 self._event(self._chunk(chat, {"content": word} if chat else word))
             self._event(self._chunk(chat, {} if chat else "", finish_reason="stop"))
             self._event("data: [DONE]\n\n")

@@ -53,6 +53,26 @@ def test_a_remote_chat_model_streams_through_a_worker(celery_worker, owner, open
 
 
 @pytest.mark.worker
+def test_a_token_held_for_coalescing_goes_out_on_time_when_the_remote_model_stalls(celery_worker, owner, openai_server):
+    openai_server.words = ["one", " two", " three"]
+    openai_server.chunk_delay = 0.001  # "one" and " two" arrive together: " two" is held to be coalesced
+    openai_server.pauses = {2: 2.0}  # then the model stalls before " three"
+    _register("remote-stalling", "chat", _config(openai_server))
+
+    job = job_submit(user=owner, model="remote-stalling", input=chat("hi"))
+    arrivals, after = [], 0
+    while not arrivals or "three" not in arrivals[-1][1]:
+        for event in streams.wait_events(job.id, after=after, timeout_ms=5000):
+            after = event.seq
+            if event.type == "delta":
+                arrivals.append((time.monotonic(), event.data["text"]))
+
+    seen_before_stall = "".join(text for at, text in arrivals if at < arrivals[-1][0] - 1.0)
+    assert seen_before_stall == "one two", arrivals
+    assert finished(job).output_text == "one two three"
+
+
+@pytest.mark.worker
 def test_a_remote_completion_honours_max_tokens(celery_worker, owner, openai_server):
     _register("remote-text", "completion", _config(openai_server))
 
