@@ -259,17 +259,17 @@ class DeltaSender:
         self._changed = threading.Condition()
         self._error: BaseException | None = None
         self._closed = False
+        self._timed_wait = False  # the sending thread sleeps until a due time, not until told
         self._thread = threading.Thread(target=self._send_when_due, name="delta-sender", daemon=True)
         self._thread.start()
 
     def add(self, token: str) -> None:
         with self._changed:
             self._raise_error()
-            was_holding = self._buffer.holding
             text = self._buffer.add(token)
             if text:
                 self._send(text)
-            elif not was_holding:  # the sending thread wakes once per held batch, not per token
+            elif not self._timed_wait:  # a thread already waiting for a due time wakes by itself
                 self._changed.notify()
 
     def send_now(self, send_other) -> None:
@@ -300,12 +300,16 @@ class DeltaSender:
         with self._changed:
             while not self._closed:
                 if not self._buffer.holding or self._error is not None:
+                    self._timed_wait = False
                     self._changed.wait()
                     continue
                 wait = self._buffer.due_in()
                 if wait > 0:
+                    # A fast stream keeps this thread in timed waits: one wake-up per window, not per token.
+                    self._timed_wait = True
                     self._changed.wait(wait)
                     continue
+                self._timed_wait = False
                 text = self._buffer.flush()
                 try:
                     self._send(text)
