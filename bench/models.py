@@ -3,11 +3,11 @@
 SmolLM2 tokens/s: `job_submit` -> Celery -> a real worker -> the event log -> the `done` event a
 watcher reads, against the llamacpp backend run right here with the same prompts, seeds and
 parameters. MiniLM embeddings/s the same way, for short sentences and for paragraphs. Runs
-alternate (direct, platform, direct, ...) so that drift on a busy machine hits both sides alike;
+alternate (direct, platform, platform, direct, ...) so that drift on a busy machine hits both sides alike;
 "ratio" is the median of the paired runs' platform/direct ratios, "totals" the ratio of the
 overall rates. Prints a table and saves the figures as JSON under bench/results/.
 
-    .venv/bin/python bench/models.py [--rounds 6] [--max-tokens 256] [--batch 256] [--strict]
+    .venv/bin/python bench/models.py [--rounds 10] [--max-tokens 256] [--batch 256] [--strict]
 
 It needs PostgreSQL and Redis (`make services`): BENCH_DATABASE_URL (default: database
 djinn_bench on the local PostgreSQL, created if missing) and BENCH_REDIS_URL (default: Redis
@@ -140,14 +140,14 @@ def bench_generation(model, user, rounds: int, max_tokens: int) -> dict:
     for round_number in range(rounds):
         job_input = generation_input(round_number, max_tokens)
 
-        started = time.perf_counter()
-        tokens = list(backend.stream(job_input, lambda: False))
-        direct_seconds = time.perf_counter() - started
+        def direct(job_input=job_input):
+            return list(backend.stream(job_input, lambda: False))
 
-        started = time.perf_counter()
-        job = job_submit(user=user, model=model, input=job_input)
-        done = wait_until_done(job.id)
-        platform_seconds = time.perf_counter() - started
+        def platform(job_input=job_input):
+            job = job_submit(user=user, model=model, input=job_input)
+            return job, wait_until_done(job.id)
+
+        (tokens, direct_seconds), ((job, done), platform_seconds) = _timed_pair(direct, platform, round_number)
         job.refresh_from_db()
         identical = identical and job.output_text == "".join(tokens)
         runs.append(_pair(len(tokens), direct_seconds, done["usage"]["completion_tokens"], platform_seconds))
@@ -169,17 +169,33 @@ def bench_embedding(model, user, rounds: int, batch: int, *, name: str, template
     for round_number in range(rounds):
         batch_texts = [f"{text} (round {round_number})" for text in texts]
 
-        started = time.perf_counter()
-        vectors = backend.embed(batch_texts, normalize=True)
-        direct_seconds = time.perf_counter() - started
+        def direct(batch_texts=batch_texts):
+            return backend.embed(batch_texts, normalize=True)
 
-        started = time.perf_counter()
-        job = job_submit(user=user, model=model, input={"input": batch_texts, "normalize": True})
-        done = wait_until_done(job.id)
-        platform_seconds = time.perf_counter() - started
+        def platform(batch_texts=batch_texts):
+            job = job_submit(user=user, model=model, input={"input": batch_texts, "normalize": True})
+            return wait_until_done(job.id)
+
+        (vectors, direct_seconds), (done, platform_seconds) = _timed_pair(direct, platform, round_number)
         runs.append(_pair(len(vectors), direct_seconds, len(done["output"]["embeddings"]), platform_seconds))
     backend.close()
     return _summary(name, "texts/s", runs, batch=batch)
+
+
+def _timed_pair(direct, platform, round_number: int):
+    """Run both sides, each timed; odd rounds start with the platform, so that neither side always
+    runs right after the other (a warm cache, a worker still settling its last job)."""
+
+    def timed(side):
+        started = time.perf_counter()
+        result = side()
+        return result, time.perf_counter() - started
+
+    if round_number % 2:
+        platform_result = timed(platform)
+        return timed(direct), platform_result
+    direct_result = timed(direct)
+    return direct_result, timed(platform)
 
 
 def _pair(direct_count: int, direct_seconds: float, platform_count: int, platform_seconds: float) -> dict:
@@ -230,7 +246,7 @@ def print_table(results: list[dict]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=6, help="measured runs per side and benchmark")
+    parser.add_argument("--rounds", type=int, default=10, help="measured runs per side and benchmark")
     parser.add_argument("--max-tokens", type=int, default=256, help="tokens per SmolLM2 answer (at most)")
     parser.add_argument("--batch", type=int, default=256, help="texts per embedding job (at most 256)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a ratio misses its goal")

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from inference import streams
+from inference import json_codec, streams
 from inference.db_threads import run_db
 from inference.errors import NotFound
 from inference.selectors import job_get_for_user
@@ -69,7 +69,7 @@ class JobStreamConsumer(AsyncWebsocketConsumer):
     async def _follow(self, after: int) -> None:
         try:
             async for event in job_events_follow_async(job_id=self.job.id, after=after):
-                await self.send(text_data=json.dumps(event.as_dict(), separators=(",", ":")))
+                await self.send(text_data=json_codec.dumps(event.as_dict()))
             await self.close(code=1000)
         except asyncio.CancelledError:
             raise
@@ -126,7 +126,7 @@ class UserJobsConsumer(AsyncWebsocketConsumer):
                 changes = await streams.await_user_changes(self.user_id, last_id, FEED_WAIT_MS)
                 for entry_id, change in changes:
                     last_id = entry_id
-                    await self.send(text_data=json.dumps({"type": "job", **change}, separators=(",", ":")))
+                    await self.send(text_data=json_codec.dumps({"type": "job", **change}))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -8,6 +8,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from inference.backends import BackendConfigError, validate_backend_config
+from inference.fields import OutputJSONField
 from inference.validation import InputError, validate_default_params
 
 
@@ -92,7 +93,7 @@ class Job(models.Model):
 
     input = models.JSONField()
     output_text = models.TextField(blank=True)
-    output_json = models.JSONField(null=True, blank=True)
+    output_json = OutputJSONField(null=True, blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     error_message = models.TextField(blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)

@@ -6,13 +6,13 @@ Resumes after `?after=N` or the `Last-Event-ID` a reconnecting client sends.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_async
+from inference import json_codec
 from inference.api.errors import error_body
 from inference.db_threads import run_db
 from inference.errors import NotFound
@@ -44,7 +44,7 @@ async def _frames(job_id, after: int) -> AsyncIterator[bytes]:
             if silent % KEEPALIVE_EVERY == 0:
                 yield b": keepalive\n\n"
             continue
-        payload = json.dumps(event.as_dict(), separators=(",", ":"))
+        payload = json_codec.dumps(event.as_dict())
         yield f"id: {event.seq}\nevent: {event.type}\ndata: {payload}\n\n".encode()
 
 

@@ -9,7 +9,6 @@ RateLimitError, 400 BadRequestError).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from drf_spectacular.utils import OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from inference import json_codec
 from inference.api.asyncview import AsyncAPIView, authenticates_itself, run_db
 from inference.api.errors import error_body
 from inference.api.idempotency import idempotency_key
@@ -117,7 +117,7 @@ def _outcome_error(job: Job) -> DjinnError | None:
 
 
 def _sse(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    data = payload if isinstance(payload, str) else json_codec.dumps(payload)
     return f"data: {data}\n\n".encode()
 
 
