@@ -16,7 +16,7 @@ from inference.services.jobs import job_cancel_requested, job_heartbeat
 logger = logging.getLogger(__name__)
 
 # Polling Redis on every token would cost a round trip per token; each delta the worker
-# writes also reports a cancel (streams.append_delta), so polls fill only the gaps between deltas.
+# writes also reports a cancel (log_writer.JobLog), so polls fill only the gaps between deltas.
 CANCEL_POLL_SECONDS = 0.05
 
 

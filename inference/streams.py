@@ -9,7 +9,6 @@ stale attempt N still sends is refused, so two attempts never interleave.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 import weakref
@@ -20,6 +19,8 @@ from typing import Any
 import redis
 import redis.asyncio
 from django.conf import settings
+
+from inference import json_codec
 
 EVENT_TYPES = ("status", "delta", "progress", "error", "done")
 
@@ -83,18 +84,20 @@ def log_key(job_id: Any) -> str:
     return _key(job_id, "log")
 
 
-def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], keys: list[str]) -> Any:
+def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], keys: list[str], client=None) -> Any:
+    """Run the append script (on `client`, a pipeline, if given: the reply then comes from its execute())."""
     reply = _append_script()(
         keys=[log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq"), *keys],
         args=[
             attempt,
             event_type,
-            json.dumps(data, separators=(",", ":")),
+            json_codec.dumps(data),
             settings.EVENT_LOG_MAX_EVENTS,
             settings.EVENT_LOG_TTL_SECONDS,
         ],
+        client=client,
     )
-    if reply is None:
+    if client is None and reply is None:
         raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
     return reply
 
@@ -104,12 +107,22 @@ def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any
     return int(_append(job_id, attempt, event_type, data, []))
 
 
-def append_delta(job_id: Any, attempt: int, text: str) -> bool:
-    """Append a delta and say whether the job was asked to stop, in one round trip (or raise Superseded).
+def append_reporting_cancel(pipe, job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
+    """Queue an append on a pipeline; its reply says whether the job was asked to stop.
 
-    A streaming worker then needs no separate cancel poll while its deltas flow.
+    The reply (see `appended_reply`) spares a streaming worker a separate cancel poll while its
+    deltas flow.
     """
-    _seq, canceled = _append(job_id, attempt, "delta", {"text": text}, [_key(job_id, "cancel")])
+    _append(job_id, attempt, event_type, data, [_key(job_id, "cancel")], client=pipe)
+
+
+def appended_reply(job_id: Any, attempt: int, reply: Any) -> bool:
+    """Whether the job was asked to stop, from the reply of `append_reporting_cancel` (or raise)."""
+    if isinstance(reply, Exception):
+        raise reply
+    if reply is None:
+        raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
+    _seq, canceled = reply
     return bool(canceled)
 
 
@@ -118,7 +131,7 @@ def _parse(entry_id: str, fields: dict[str, str]) -> Event:
         seq=int(entry_id.partition("-")[2]),
         type=fields["type"],
         attempt=int(fields["attempt"]),
-        data=json.loads(fields["data"]),
+        data=json_codec.loads(fields["data"]),
     )
 
 
@@ -182,11 +195,30 @@ USER_FEED_MAX = 1000
 
 def notify_user(user_id: Any, change: dict[str, Any]) -> None:
     """Tell a user's open tabs that one of their jobs changed status."""
-    key = user_feed_key(user_id)
     pipe = redis_client().pipeline(transaction=False)
-    pipe.xadd(key, {"data": json.dumps(change, separators=(",", ":"))}, maxlen=USER_FEED_MAX, approximate=True)
-    pipe.expire(key, settings.EVENT_LOG_TTL_SECONDS)
+    _notify_user(pipe, user_id, change)
     pipe.execute()
+
+
+def _notify_user(pipe, user_id: Any, change: dict[str, Any]) -> None:
+    key = user_feed_key(user_id)
+    pipe.xadd(key, {"data": json_codec.dumps(change)}, maxlen=USER_FEED_MAX, approximate=True)
+    pipe.expire(key, settings.EVENT_LOG_TTL_SECONDS)
+
+
+def append_event_notifying(
+    job_id: Any, attempt: int, event_type: str, data: dict[str, Any], *, owner_id: Any, change: dict[str, Any]
+) -> None:
+    """Append a status change to the job's log and tell its owner's tabs, in one round trip.
+
+    Raises Superseded (the owner is told anyway: the status is the database's, not the log's).
+    """
+    pipe = redis_client().pipeline(transaction=False)
+    _append(job_id, attempt, event_type, data, [], client=pipe)
+    _notify_user(pipe, owner_id, change)
+    appended, *_ = pipe.execute()
+    if appended is None:
+        raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
 
 
 async def await_user_changes(user_id: Any, after_id: str, timeout_ms: int) -> list[tuple[str, dict[str, Any]]]:
@@ -194,7 +226,7 @@ async def await_user_changes(user_id: Any, after_id: str, timeout_ms: int) -> li
     reply = await async_redis_client().xread({user_feed_key(user_id): after_id}, block=timeout_ms)
     if not reply:
         return []
-    return [(entry_id, json.loads(fields["data"])) for entry_id, fields in reply[0][1]]
+    return [(entry_id, json_codec.loads(fields["data"])) for entry_id, fields in reply[0][1]]
 
 
 def request_cancel(job_id: Any) -> None:

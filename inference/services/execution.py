@@ -13,6 +13,7 @@ from inference import streams
 from inference.backends import Backend, BackendError
 from inference.lease import Lease
 from inference.loaded_models import backend_for
+from inference.log_writer import JobLog
 from inference.models import Job, JobStatus, Task
 from inference.services.events import visible_text
 from inference.services.jobs import Usage, job_finish, job_mark_first_token, job_start
@@ -74,7 +75,9 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
     it comes out different, it tells watchers to start over with a restart.
     """
     # Deltas go out as tokens come, coalesced; held ones go out on time even if the backend stalls.
-    sender = streams.DeltaSender(lambda text: _send_delta(job, text, lease))
+    # The process's log writer sends them, so this thread never waits for Redis between tokens.
+    log = JobLog(job.id, job.attempt, on_cancel=lease.cancel_checked)
+    sender = streams.DeltaSender(lambda text: _send(log, "delta", {"text": text}))
     shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
     resuming = bool(shown)
     generated = ""
@@ -94,7 +97,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
                 if generated.startswith(shown):
                     token = generated[len(shown) :]
                 else:
-                    sender.send_now(lambda: _send_restart(job))
+                    sender.send_now(lambda: _send_restart(job, log))
                     token = generated
             sender.add(token)
             if first:  # after the delta is out: watchers should not wait for this write
@@ -107,27 +110,34 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
             if lease.lost.is_set():
                 raise _Interrupted
         if resuming and generated != shown:  # the retry ended inside what watchers already saw
-            sender.send_now(lambda: _send_restart(job))
+            sender.send_now(lambda: _send_restart(job, log))
             sender.add(generated)
     finally:
-        # Even a failing backend's partial answer reaches watchers as it is stored; a superseded one never.
-        sender.close(flush=not lease.lost.is_set())
+        try:
+            # Even a failing backend's partial answer reaches watchers as it is stored; a superseded one never.
+            sender.close(flush=not lease.lost.is_set())
+        finally:
+            # The `done` event goes out another way: everything before it must be in the log first.
+            _wait_written(log)
     if lease.lost.is_set():
         raise _Interrupted
     return generated
 
 
-def _send_restart(job: Job) -> None:
-    data = {"status": JobStatus.RUNNING, "attempt": job.attempt, "restart": True}
+def _send_restart(job: Job, log: JobLog) -> None:
+    _send(log, "status", {"status": JobStatus.RUNNING, "attempt": job.attempt, "restart": True})
+
+
+def _send(log: JobLog, event_type: str, data: dict[str, Any]) -> None:
     try:
-        streams.append_event(job.id, job.attempt, "status", data)
+        log.send(event_type, data)
     except streams.Superseded:
         raise _Interrupted from None
 
 
-def _send_delta(job: Job, text: str, lease: Lease) -> None:
+def _wait_written(log: JobLog) -> None:
     try:
-        lease.cancel_checked(streams.append_delta(job.id, job.attempt, text))
+        log.wait_written()
     except streams.Superseded:
         raise _Interrupted from None
 
