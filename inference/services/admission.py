@@ -10,6 +10,8 @@ time and can never overshoot. A refused job rolls back and is never queued.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +24,7 @@ from accounts.models import Plan, User
 from accounts.quotas import Limits, default_limits, request_rate_acquire
 from inference.errors import DjinnError
 from inference.models import AIModel, Job, JobClient, JobStatus
-from inference.services.jobs import job_submit
+from inference.services.jobs import job_build, job_store
 from webhooks.services import WebhookRequest, job_webhook_attach, webhook_check
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -110,19 +112,20 @@ def _lock_user(user: User) -> tuple[Limits, int]:
     ORM's compilation cost more than the queries (about 1 ms against 0.3 ms).
     """
     lock = " FOR UPDATE OF u" if connection.features.has_select_for_update_of else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
+    with connection.cursor() as plan_cursor, connection.cursor() as count_cursor:
+        # Both are sent before either is read: in pipeline mode (see `_pipelined`) one round trip.
+        plan_cursor.execute(
             f"SELECT p.name, p.concurrent_jobs, p.requests_per_minute, p.tokens_per_day"
             f" FROM {User._meta.db_table} u LEFT JOIN {Plan._meta.db_table} p ON p.id = u.plan_id"
             f" WHERE u.id = %s{lock}",
             [user.pk],
         )
-        name, concurrent, per_minute, per_day = cursor.fetchone()
-        cursor.execute(
+        count_cursor.execute(
             f"SELECT COUNT(*) FROM {Job._meta.db_table} WHERE owner_id = %s AND status IN (%s, %s)",
             [user.pk, *ACTIVE_STATUSES],
         )
-        (active,) = cursor.fetchone()
+        name, concurrent, per_minute, per_day = plan_cursor.fetchone()
+        (active,) = count_cursor.fetchone()
     if name is None:
         return default_limits(), active
     return Limits(plan=name, concurrent_jobs=concurrent, requests_per_minute=per_minute, tokens_per_day=per_day), active
@@ -144,14 +147,31 @@ def job_create(
     """
     if webhook is not None:
         webhook_check(webhook=webhook)
-    with transaction.atomic():
+    # Validated before the lock below: admissions of one user wait for each other there.
+    job = job_build(user=user, model=model, input=input, client=client, idempotency_key=idempotency_key)
+    # With an Idempotency-Key the insert's unique violation must surface at the INSERT, not at COMMIT.
+    with _pipelined(idempotency_key is None), transaction.atomic():
         limits, active_jobs = _lock_user(user)
         _check_rate(user, limits)
         replay = bool(idempotency_key) and Job.objects.filter(owner=user, idempotency_key=idempotency_key).exists()
         if not replay:
             _check_concurrency(limits, active_jobs)
-        job = job_submit(user=user, model=model, input=input, client=client, idempotency_key=idempotency_key)
+        job = job_store(job)
         if not replay:
             _check_tokens(user, limits, job)
         job_webhook_attach(job=job, webhook=webhook, created=not replay)
     return job
+
+
+@contextmanager
+def _pipelined(enabled: bool) -> Iterator[None]:
+    """psycopg's pipeline mode: statements whose results nobody reads yet travel together, so the
+    user's lock and the count of their jobs take one round trip, and the job's INSERT and the
+    COMMIT another. The lock is held for two round trips instead of four (admissions of one
+    user run one at a time, so this is their throughput). Errors surface at the next read."""
+    if not enabled or connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline():
+        yield

@@ -83,6 +83,19 @@ def job_submit(
     invalid. With an `idempotency_key`, the same key and input return the
     job made first; the same key with other input is a Conflict.
     """
+    job = job_build(user=user, model=model, input=input, client=client, idempotency_key=idempotency_key)
+    return job_store(job)
+
+
+def job_build(
+    *,
+    user: User,
+    model: AIModel | str,
+    input: Any,
+    client: str = JobClient.REST,
+    idempotency_key: str | None = None,
+) -> Job:
+    """The queued job `job_submit` would store, validated but not saved (InvalidInput, ModelNotFound...)."""
     if isinstance(model, str):
         model = ai_model_get_runnable(slug=model)
     elif not model.enabled:
@@ -96,7 +109,7 @@ def job_submit(
         # A retried attempt then regenerates the same text, and watchers see no seam.
         validated["seed"] = secrets.randbelow(2**31)
     now = timezone.now()
-    job = Job(
+    return Job(
         id=uuid.uuid4(),
         owner=user,
         model=model,
@@ -110,11 +123,17 @@ def job_submit(
         enqueued_at=now,
         deadline_at=now + timedelta(seconds=settings.JOB_QUEUE_TIMEOUT_SECONDS),
     )
-    if idempotency_key is None:
-        with transaction.atomic():
-            _insert_and_enqueue(job, model)
+
+
+def job_store(job: Job) -> Job:
+    """Store a job from `job_build` and enqueue it on commit; with an idempotency key, the
+    job stored first under that key (or a Conflict)."""
+    if job.idempotency_key is None:
+        # Inside a caller's transaction (admission) no savepoint: nothing here is retried.
+        with transaction.atomic(savepoint=False):
+            _insert_and_enqueue(job, job.model)
         return job
-    return _job_submit_idempotent(job, model)
+    return _job_submit_idempotent(job, job.model)
 
 
 def _insert_and_enqueue(job: Job, model: AIModel) -> None:
@@ -422,9 +441,11 @@ def _partial_output(job_id: Any) -> str:
 
 def _announce(job_id: Any, owner_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
     try:
-        streams.append_event(job_id, attempt, event_type, data)
         if event_type in ("status", "done"):
-            streams.notify_user(owner_id, {"job": str(job_id), "status": data["status"], "attempt": attempt})
+            change = {"job": str(job_id), "status": data["status"], "attempt": attempt}
+            streams.append_event_notifying(job_id, attempt, event_type, data, owner_id=owner_id, change=change)
+        else:
+            streams.append_event(job_id, attempt, event_type, data)
     except streams.Superseded:
         pass
     except Exception:
