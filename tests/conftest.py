@@ -22,6 +22,33 @@ def _clean_redis():
     return
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_deadlocks():
+    """Retry the TRUNCATE that empties the database after a transactional test when it deadlocks.
+
+    A live worker or daphne of the session may still be reading a job (it takes its tables' locks one
+    by one) while the TRUNCATE takes them all in another order; PostgreSQL then aborts the TRUNCATE.
+    Nothing was emptied, and once the reader is done it goes through.
+    """
+    from django.db.backends.base.operations import BaseDatabaseOperations
+    from django.db.utils import OperationalError
+    from psycopg.errors import DeadlockDetected
+
+    flush = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(3):
+            try:
+                return flush(self, sql_list)
+            except OperationalError as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, DeadlockDetected):
+                    raise
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    BaseDatabaseOperations.execute_sql_flush = flush
+
+
 @pytest.fixture
 def owner(django_user_model):
     return django_user_model.objects.create_user(username="owner", email="owner@example.com", password="pw-owner-1")
