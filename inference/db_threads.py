@@ -3,7 +3,7 @@
 Django's `sync_to_async` runs ORM calls on one thread per process (thread-sensitive
 mode): under daphne every sync view, websocket handshake and stream poll would queue
 on it. `run_db` runs blocking work on a few threads that keep their connections,
-closing stale or broken ones after each piece of work the way Django does after each
+closing old or broken ones after each piece of work the way Django does after each
 request.
 """
 
@@ -31,13 +31,34 @@ def _db_executor() -> ThreadPoolExecutor:
     return _executor
 
 
+# With the pool (config/asgi.py) a database thread keeps its connection between pieces of work
+# for up to this long: handing it back after each piece cost a health-check round trip at the
+# next checkout, a quarter of daphne's time while 200 watchers checked on their jobs.
+KEEP_POOLED_CONNECTION_SECONDS = 30.0
+# A kept connection idle for longer is checked before use: the server may have restarted meanwhile.
+CHECK_IDLE_CONNECTION_SECONDS = 5.0
+
+
+def _check_idle_connections() -> None:
+    now = time.monotonic()
+    for connection in connections.all(initialized_only=True):
+        last_used = getattr(connection.connection, "djinn_last_used", None)
+        if last_used is not None and now - last_used > CHECK_IDLE_CONNECTION_SECONDS and not connection.is_usable():
+            connection.close()
+
+
 def _release_connections() -> None:
     """What Django does at the end of a request, without arming a health check query for the next one:
-    close a connection that is past CONN_MAX_AGE, left in a transaction, or broken by an error."""
+    close a connection that is past its age, left in a transaction, or broken by an error."""
+    now = time.monotonic()
     for connection in connections.all(initialized_only=True):
         if connection.connection is None:
             continue
-        expired = connection.close_at is not None and time.monotonic() >= connection.close_at
+        if "pool" in connection.settings_dict.get("OPTIONS", {}):
+            opened_at = connection.connection.__dict__.setdefault("djinn_opened_at", now)
+            expired = now - opened_at >= KEEP_POOLED_CONNECTION_SECONDS
+        else:
+            expired = connection.close_at is not None and now >= connection.close_at
         if expired or not connection.get_autocommit():
             connection.close()
         elif connection.errors_occurred:
@@ -45,11 +66,14 @@ def _release_connections() -> None:
                 connection.errors_occurred = False
             else:
                 connection.close()
+        if connection.connection is not None:
+            connection.connection.djinn_last_used = now
 
 
 def _with_fresh_connections(func: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(func)
     def run(*args, **kwargs) -> T:
+        _check_idle_connections()
         try:
             return func(*args, **kwargs)
         finally:
