@@ -154,12 +154,14 @@ def inprocess_generation_rate(tokens: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
-async def paced_streams(client: Client, streams: int, tokens: int) -> tuple[list[float], int, int]:
+async def paced_streams(client: Client, env: dict[str, str], streams: int, tokens: int) -> tuple[list[float], int, int]:
     """Lateness of each delta against when the generator produced its last token.
 
-    A watcher connects once its job is already streaming: what it reads in its first half second
-    is catch-up, not live, and is left out. A stream's earliest (arrival - production) offset is
-    its own zero: lateness is what comes on top of it.
+    All the streams run at once, each watched live from its first token: the jobs are submitted
+    while no worker serves their queue, every watcher connects and waits, and only then do the
+    paced workers start. (Submitting while earlier streams already run measured submission, and
+    watchers that connected after their job had ended measured replay.) A stream's earliest
+    (arrival - production) offset is its own zero: lateness is what comes on top of it.
     """
     from inference.models import Job
 
@@ -172,6 +174,8 @@ async def paced_streams(client: Client, streams: int, tokens: int) -> tuple[list
     job_ids = await asyncio.gather(*[submit() for _ in range(streams)])
     lateness: list[float] = []
     broken = resumed = 0
+    connected = 0
+    all_connected = asyncio.Event()
 
     # Watchers arrive a few at a time, as real clients do: a single daphne accepting 200 handshakes in
     # the same instant is a connection storm, measured by nothing here, not streaming.
@@ -179,14 +183,17 @@ async def paced_streams(client: Client, streams: int, tokens: int) -> tuple[list
 
     async def watch(job_id: str) -> None:
         """Follow one job to its end, resuming after the last event seen if the connection drops."""
-        nonlocal broken, resumed
+        nonlocal broken, resumed, connected
         from websockets.exceptions import ConnectionClosedError
 
         seqs, text, offsets, produced, done = [], [], [], 0, False
         while not done:
             async with handshakes:
                 ws = await client.socket(f"/ws/jobs/{job_id}/?after={seqs[-1] if seqs else 0}")
-            live_from = time.perf_counter() + 0.5
+            if not all_connected.is_set():
+                connected += 1
+                if connected == len(job_ids):
+                    all_connected.set()
             try:
                 async with ws:
                     async for raw in ws:
@@ -198,8 +205,7 @@ async def paced_streams(client: Client, streams: int, tokens: int) -> tuple[list
                             continue
                         produced += len(event["data"]["text"].split())
                         text.append(event["data"]["text"])
-                        if now >= live_from:
-                            offsets.append(now - (produced - 1) / PACED_RATE)
+                        offsets.append(now - (produced - 1) / PACED_RATE)
             except ConnectionClosedError:
                 resumed += 1  # as a real client does: reconnect with after=<last seq seen>
         if offsets:
@@ -208,7 +214,22 @@ async def paced_streams(client: Client, streams: int, tokens: int) -> tuple[list
         stored = (await Job.objects.aget(id=job_id)).output_text
         broken += not ("".join(text) == stored and seqs == list(range(1, len(seqs) + 1)))
 
-    await asyncio.gather(*[watch(job_id) for job_id in job_ids])
+    watchers = [asyncio.create_task(watch(job_id)) for job_id in job_ids]
+    await all_connected.wait()
+    # The paced streams stand for an I/O-bound remote model: thread pools, one process per core
+    # (one process of 210 threads is held back by its own GIL long before the machine is busy).
+    processes = os.cpu_count() or 2
+    workers = [
+        WorkerProcess(env, queues="bench-io", concurrency=-(-(streams + 10) // processes), pool="threads")
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start(wait=False)
+    try:
+        await asyncio.gather(*watchers)
+    finally:
+        for worker in workers:
+            worker.stop()
     return lateness, broken, len(job_ids), resumed
 
 
@@ -274,13 +295,6 @@ def prepare() -> tuple[dict[str, str], str]:
 async def main(env: dict[str, str], key: str, quick: bool) -> None:
     daphne = DaphneProcess(env).start()
     fast_worker = WorkerProcess(env, queues="bench", concurrency=1).start()
-    # The paced streams stand for an I/O-bound remote model: thread pools, one process per core
-    # (one process of 210 threads is held back by its own GIL long before the machine is busy).
-    processes = os.cpu_count() or 2
-    paced_workers = [
-        WorkerProcess(env, queues="bench-io", concurrency=-(-210 // processes), pool="threads").start()
-        for _ in range(processes)
-    ]
     client = Client(daphne, key)
     try:
         rtt = await measure_redis_rtt()
@@ -294,14 +308,12 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
 
         streams = 50 if quick else 200
         paced_tokens = 60 if quick else 150
-        lateness, paced_broken, paced_count, paced_resumed = await paced_streams(client, streams, paced_tokens)
+        lateness, paced_broken, paced_count, paced_resumed = await paced_streams(client, env, streams, paced_tokens)
         inproc_lateness = inprocess_paced_lateness(paced_tokens)
 
         per_socket, baselines = await idle_socket_memory(client, daphne.process.pid, 200 if quick else 500, 4)
     finally:
         await client.http.aclose()
-        for worker in paced_workers:
-            worker.stop()
         fast_worker.stop()
         daphne.stop()
 
