@@ -75,8 +75,12 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
     it comes out different, it tells watchers to start over with a restart.
     """
     # Deltas go out as tokens come, coalesced; held ones go out on time even if the backend stalls.
-    # The process's log writer sends them, so this thread never waits for Redis between tokens.
-    log = JobLog(job.id, job.attempt, on_cancel=lease.cancel_checked)
+    # Among other jobs, the process's log writer sends them: no thread waits for Redis per delta.
+    with JobLog(job.id, job.attempt, on_cancel=lease.cancel_checked) as log:
+        return _generate_into(job, backend, lease, tokens, prompt_tokens, log)
+
+
+def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], prompt_tokens: int, log: JobLog) -> str:
     sender = streams.DeltaSender(lambda text: _send(log, "delta", {"text": text}))
     shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
     resuming = bool(shown)
