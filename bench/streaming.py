@@ -218,9 +218,11 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
     await all_connected.wait()
     # The paced streams stand for an I/O-bound remote model: thread pools, one process per core
     # (one process of 210 threads is held back by its own GIL long before the machine is busy).
+    # Their threads share a few pooled database connections, as README says to run such workers.
     processes = os.cpu_count() or 2
+    pooled = {**env, "DATABASE_POOL": "true"}
     workers = [
-        WorkerProcess(env, queues="bench-io", concurrency=-(-(streams + 10) // processes), pool="threads")
+        WorkerProcess(pooled, queues="bench-io", concurrency=-(-(streams + 10) // processes), pool="threads")
         for _ in range(processes)
     ]
     for worker in workers:

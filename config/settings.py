@@ -140,12 +140,11 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
 DATABASE_POOL = env.bool("DATABASE_POOL", False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL:
-    DATABASES["default"]["OPTIONS"] = {
-        "pool": {
-            "min_size": 1,
-            "max_size": env.int("DATABASE_POOL_MAX_SIZE", 10, min_value=1),
-            "timeout": env.int("DATABASE_POOL_TIMEOUT_SECONDS", 30, min_value=1),
-        }
+    # Beside the URL's own options (sslmode=…, application_name=…), which it must not replace.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", 10, min_value=1),
+        "timeout": env.int("DATABASE_POOL_TIMEOUT_SECONDS", 30, min_value=1),
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, min_value=0)
@@ -226,6 +225,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# Celery's Django fixup would close every connection around every task; it reconnects once in
+# this many instead, and inference/worker_connections.py decides per task as Django does per request.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {
         "task": "inference.tasks.reap_jobs",

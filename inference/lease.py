@@ -42,8 +42,12 @@ class Lease:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._done.set()
+        self.end()
         self._thread.join(timeout=settings.JOB_HEARTBEAT_SECONDS + 5)
+
+    def end(self) -> None:
+        """Stop renewing: the attempt is about to store its result."""
+        self._done.set()
 
     def should_stop(self) -> bool:
         if self.lost.is_set() or self.canceled.is_set():
@@ -69,6 +73,8 @@ class Lease:
             while not self._done.wait(settings.JOB_HEARTBEAT_SECONDS):
                 try:
                     if not job_heartbeat(job_id=self.job_id, attempt=self.attempt):
+                        if self._done.is_set():
+                            return  # the attempt stored its result meanwhile: the job finished, it was not lost
                         logger.warning("job %s attempt %s lost its lease", self.job_id, self.attempt)
                         self.lost.set()
                         return

@@ -25,15 +25,37 @@ logger = logging.getLogger(__name__)
 HOLD_CONNECTION_SECONDS = 1.0
 
 
+def _connection_pooled() -> bool:
+    """Whether this process shares a pool of connections (DATABASE_POOL: a thread-pool worker).
+
+    Then a job gives its connection back after each write: handing it back costs nothing, and a
+    hundred threads that each held one would keep the others waiting for the pool.
+    """
+    return bool(db.connection.settings_dict.get("OPTIONS", {}).get("pool"))
+
+
 class _Interrupted(Exception):
     """The attempt lost its lease or the log fenced it out: another attempt owns the job."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database refused or dropped the connection before the job was claimed: run it again later.
+
+    Nothing was changed yet (the claim is one statement), so a retry is safe; the job is still queued.
+    """
+
+
 def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
     """Run attempt `attempt` of a job if it is still ours; returns the final status."""
-    job = job_start(job_id=job_id, attempt=attempt, worker=worker)
+    try:
+        job = job_start(job_id=job_id, attempt=attempt, worker=worker)
+    except (db.OperationalError, db.InterfaceError) as exc:
+        # E.g. "too many clients" when a burst of jobs starts on a big thread pool at once.
+        raise DatabaseUnavailable(f"job {job_id} could not be started: {exc}") from exc
     if job is None:
         return None
+    if _connection_pooled():
+        db.connection.close()  # the backend may take seconds to its first token
     usage = Usage()
     partial: list[str] = []
     with Lease(job.id, attempt) as lease:
@@ -44,22 +66,26 @@ def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
                 text = _generate(job, backend, lease, partial, usage.prompt_tokens)
                 usage = Usage(usage.prompt_tokens, completion_tokens=len(partial))
                 status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
-                return _finish(job, status, usage, output_text=text)
+                return _finish(job, lease, status, usage, output_text=text)
             output = _compute(job, backend)
-            return _finish(job, JobStatus.SUCCEEDED, usage, output_json=output)
+            return _finish(job, lease, JobStatus.SUCCEEDED, usage, output_json=output)
         except _Interrupted:
             logger.info("job %s attempt %s was superseded; dropping its result", job.id, attempt)
             return None
         except BackendError as exc:
-            return _finish(job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, exc.code, exc.message)
+            return _finish(
+                job, lease, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, exc.code, exc.message
+            )
         except SoftTimeLimitExceeded:
             message = "The job ran past its time limit."
-            return _finish(job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "time_limit", message)
+            return _finish(
+                job, lease, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "time_limit", message
+            )
         except Exception as exc:
             logger.exception("job %s failed in its backend", job.id)
             message = f"The model backend failed: {exc.__class__.__name__}."
             return _finish(
-                job, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "backend_error", message
+                job, lease, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "backend_error", message
             )
 
 
@@ -85,6 +111,7 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
     shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
     resuming = bool(shown)
     generated = ""
+    hold_connection = 0.0 if _connection_pooled() else HOLD_CONNECTION_SECONDS
     release_connection_at = 0.0
     try:
         for token in backend.stream(job.input, lease.should_stop):
@@ -95,7 +122,7 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
                 if shown.startswith(generated):
                     if first:
                         job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
-                        release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
+                        release_connection_at = time.monotonic() + hold_connection
                     continue
                 resuming = False
                 if generated.startswith(shown):
@@ -106,7 +133,7 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
             sender.add(token)
             if first:  # after the delta is out: watchers should not wait for this write
                 job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
-                release_connection_at = time.monotonic() + HOLD_CONNECTION_SECONDS
+                release_connection_at = time.monotonic() + hold_connection
             elif release_connection_at and time.monotonic() >= release_connection_at:
                 # A stream can last minutes: it should not hold a database connection meanwhile.
                 db.connection.close()
@@ -161,7 +188,10 @@ def _compute(job: Job, backend: Backend) -> dict[str, Any]:
     }
 
 
-def _finish(job, status, usage, output_text="", output_json=None, error_code="", error_message="") -> str | None:
+def _finish(
+    job, lease: Lease, status, usage, output_text="", output_json=None, error_code="", error_message=""
+) -> str | None:
+    lease.end()  # a heartbeat after the result is stored would find the job finished, not lost
     finished = job_finish(
         job_id=job.id,
         attempt=job.attempt,

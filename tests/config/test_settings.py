@@ -83,3 +83,15 @@ def test_every_setting_read_from_the_environment_is_documented_in_env_example():
 
     assert read - documented == set()
     assert documented - read == set()
+
+
+def test_the_database_pool_keeps_the_options_of_the_database_url():
+    shown = _run(
+        "-c",
+        "import django; django.setup(); from django.conf import settings;"
+        " print(sorted(settings.DATABASES['default']['OPTIONS']))",
+        DATABASE_URL="postgres://djinn@db.example.com/djinn?sslmode=require&application_name=api",
+        DATABASE_POOL="true",
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == ["['application_name',", "'pool',", "'sslmode']"]

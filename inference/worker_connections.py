@@ -1,0 +1,41 @@
+"""Database connections in workers: kept across tasks by a prefork child, closed after each in a thread pool.
+
+Celery's Django fixup closes every connection before and after every task
+(celery 5.5 and later), so each job paid a fresh PostgreSQL connect on its
+critical path: a few milliseconds before its first token. A prefork child runs
+one task at a time on one thread, so it treats tasks as Django treats
+requests instead: `close_old_connections()` before and after (CONN_MAX_AGE
+and CONN_HEALTH_CHECKS apply; a connection the database dropped is replaced
+before use). A thread pool runs hundreds of tasks on hundreds of threads, each
+with its own connection: those still close after every task, or idle threads
+would hold the database's connection slots.
+
+`CELERY_DB_REUSE_MAX` (settings) turns the fixup's own closing down.
+"""
+
+from __future__ import annotations
+
+from celery.signals import task_postrun, task_prerun, worker_process_init
+from django.db import close_old_connections, connections
+
+# True in a prefork child, the only process where one thread runs every task.
+_one_task_at_a_time = False
+
+
+@worker_process_init.connect
+def _on_pool_process_start(**kwargs) -> None:
+    global _one_task_at_a_time
+    _one_task_at_a_time = True
+
+
+@task_prerun.connect
+def _before_task(**kwargs) -> None:
+    close_old_connections()
+
+
+@task_postrun.connect
+def _after_task(**kwargs) -> None:
+    if _one_task_at_a_time:
+        close_old_connections()
+    else:
+        connections.close_all()
