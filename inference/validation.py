@@ -8,6 +8,8 @@ given the limits it checks.
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -145,7 +147,13 @@ class ModelLimits:
 
 
 def input_schema(task: str) -> dict[str, Any]:
-    """The JSON Schema a job for `task` must satisfy."""
+    """The JSON Schema a job for `task` must satisfy (a copy: callers may change it)."""
+    return copy.deepcopy(_generated_schema(task))
+
+
+@functools.cache
+def _generated_schema(task: str) -> dict[str, Any]:
+    # Generating it takes pydantic about a millisecond; every model listing would pay it per model.
     return SCHEMAS[task].model_json_schema()
 
 
