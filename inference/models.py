@@ -123,6 +123,13 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
             models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+            # Admission counts a user's queued and running jobs under their lock on every request:
+            # this keeps that count to the few active jobs, however long the user's history.
+            models.Index(
+                fields=["owner"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="job_owner_active",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
