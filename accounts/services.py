@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
+from inference.precompiled import PrecompiledLookup
 
 KEY_SCHEME = "djn"
 PREFIX_BYTES = 6
@@ -43,13 +44,17 @@ def api_key_create(*, user: User, name: str = "") -> IssuedApiKey:
     return IssuedApiKey(api_key=api_key, plaintext=f"{KEY_SCHEME}_{prefix}_{secret}")
 
 
+# Every API request runs this lookup; the plan comes along because admission reads it.
+_api_key_by_prefix = PrecompiledLookup(lambda prefix: ApiKey.objects.select_related("user__plan").filter(prefix=prefix))
+
+
 def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
     """The active key matching `plaintext`, or None. Malformed keys are just None."""
     scheme, _, rest = plaintext.partition("_")
     prefix, _, secret = rest.partition("_")
     if scheme != KEY_SCHEME or not prefix or not secret:
         return None
-    api_key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+    api_key = _api_key_by_prefix(prefix)
     if api_key is None:
         # Spend the same hash-and-compare time as a real miss would.
         hmac.compare_digest(_hash_secret(secret), "0" * 64)

@@ -13,15 +13,19 @@ from django.db.models import QuerySet
 from accounts.models import User
 from inference.errors import ModelDisabled, ModelNotFound, NotFound
 from inference.models import AIModel, Job
+from inference.precompiled import PrecompiledLookup
 
 
 def ai_models_enabled() -> QuerySet[AIModel]:
     return AIModel.objects.filter(enabled=True)
 
 
+_ai_model_by_slug = PrecompiledLookup(lambda slug: AIModel.objects.filter(slug=slug))  # on every job request
+
+
 def ai_model_get_runnable(*, slug: str) -> AIModel:
     """The enabled model named `slug`, or a clear error."""
-    model = AIModel.objects.filter(slug=slug).first()
+    model = _ai_model_by_slug(slug)
     if model is None:
         raise ModelNotFound(f"There is no model named {slug!r}.", param="model")
     if not model.enabled:

@@ -20,8 +20,8 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Plan, User
-from accounts.quotas import Limits, default_limits, request_rate_acquire
+from accounts.models import User
+from accounts.quotas import Limits, default_limits, limits_of_plan, request_rate_acquire
 from inference.errors import DjinnError
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.services.jobs import job_build, job_store
@@ -102,33 +102,33 @@ def _check_tokens(user: User, limits: Limits, job: Job) -> None:
         )
 
 
-def _lock_user(user: User) -> tuple[Limits, int]:
-    """Lock the user's row (admissions of one user queue here, one at a time), read their plan,
-    then count their active jobs (few: this check keeps them under the limit).
+def _limits(user: User) -> Limits:
+    """The user's plan: loaded with their API key (accounts.services), else read here."""
+    return limits_of_plan(user.plan) if user.plan_id else default_limits()
+
+
+def _lock_user_and_count(user: User) -> int:
+    """Lock the user's row (admissions of one user queue here, one at a time), then count their
+    active jobs (few: this check keeps them under the limit).
 
     The count is its own statement on purpose: a subquery in the locking SELECT would read the
     snapshot taken before the lock was granted, and miss the job the previous holder just added
     (the race tests catch exactly that). Raw SQL because this runs on every job request and the
     ORM's compilation cost more than the queries (about 1 ms against 0.3 ms).
     """
-    lock = " FOR UPDATE OF u" if connection.features.has_select_for_update_of else ""
-    with connection.cursor() as plan_cursor, connection.cursor() as count_cursor:
+    # NO KEY UPDATE, not UPDATE: the job's INSERT already holds the row's KEY SHARE lock (its
+    # foreign key), as does every other admission waiting here; FOR UPDATE would deadlock them.
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+    with connection.cursor() as lock_cursor, connection.cursor() as count_cursor:
         # Both are sent before either is read: in pipeline mode (see `_pipelined`) one round trip.
-        plan_cursor.execute(
-            f"SELECT p.name, p.concurrent_jobs, p.requests_per_minute, p.tokens_per_day"
-            f" FROM {User._meta.db_table} u LEFT JOIN {Plan._meta.db_table} p ON p.id = u.plan_id"
-            f" WHERE u.id = %s{lock}",
-            [user.pk],
-        )
+        lock_cursor.execute(f"SELECT 1 FROM {User._meta.db_table} WHERE id = %s{lock}", [user.pk])
         count_cursor.execute(
             f"SELECT COUNT(*) FROM {Job._meta.db_table} WHERE owner_id = %s AND status IN (%s, %s)",
             [user.pk, *ACTIVE_STATUSES],
         )
-        name, concurrent, per_minute, per_day = plan_cursor.fetchone()
+        lock_cursor.fetchone()
         (active,) = count_cursor.fetchone()
-    if name is None:
-        return default_limits(), active
-    return Limits(plan=name, concurrent_jobs=concurrent, requests_per_minute=per_minute, tokens_per_day=per_day), active
+    return active
 
 
 def job_create(
@@ -149,11 +149,32 @@ def job_create(
         webhook_check(webhook=webhook)
     # Validated before the lock below: admissions of one user wait for each other there.
     job = job_build(user=user, model=model, input=input, client=client, idempotency_key=idempotency_key)
-    # With an Idempotency-Key the insert's unique violation must surface at the INSERT, not at COMMIT.
-    with _pipelined(idempotency_key is None), transaction.atomic():
-        limits, active_jobs = _lock_user(user)
-        _check_rate(user, limits)
-        replay = bool(idempotency_key) and Job.objects.filter(owner=user, idempotency_key=idempotency_key).exists()
+    limits = _limits(user)
+    _check_rate(user, limits)  # counted atomically in Redis: no need to hold the lock for it
+    if idempotency_key is None:
+        return _admit(job, user, limits, webhook)
+    return _admit_idempotent(job, user, limits, webhook)
+
+
+def _admit(job: Job, user: User, limits: Limits, webhook: WebhookRequest | None) -> Job:
+    """Insert first, then lock and count (the count includes the new job): the INSERT, the lock
+    and the count travel in one round trip, the COMMIT in another, and between them Python only
+    compares two numbers. Whoever holds the lock counts every job committed before it was
+    granted, so parallel admissions cannot overshoot; an admission refused rolls its job back.
+    """
+    with _pipelined(), transaction.atomic():
+        job_store(job)
+        _check_concurrency(limits, _lock_user_and_count(user) - 1)
+        _check_tokens(user, limits, job)
+        job_webhook_attach(job=job, webhook=webhook, created=True)
+    return job
+
+
+def _admit_idempotent(job: Job, user: User, limits: Limits, webhook: WebhookRequest | None) -> Job:
+    # Not pipelined: the INSERT's unique violation (a replay) must surface at the INSERT, not at COMMIT.
+    with transaction.atomic():
+        active_jobs = _lock_user_and_count(user)
+        replay = Job.objects.filter(owner=user, idempotency_key=job.idempotency_key).exists()
         if not replay:
             _check_concurrency(limits, active_jobs)
         job = job_store(job)
@@ -164,12 +185,11 @@ def job_create(
 
 
 @contextmanager
-def _pipelined(enabled: bool) -> Iterator[None]:
-    """psycopg's pipeline mode: statements whose results nobody reads yet travel together, so the
-    user's lock and the count of their jobs take one round trip, and the job's INSERT and the
-    COMMIT another. The lock is held for two round trips instead of four (admissions of one
-    user run one at a time, so this is their throughput). Errors surface at the next read."""
-    if not enabled or connection.vendor != "postgresql" or connection.in_atomic_block:
+def _pipelined() -> Iterator[None]:
+    """psycopg's pipeline mode: statements whose results nobody reads yet travel together (see
+    `_admit`). Admissions of one user run one at a time, so the lock's hold is their throughput.
+    Errors surface at the next read."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
         yield
         return
     connection.ensure_connection()

@@ -1,0 +1,81 @@
+"""Lookups on the hottest path compiled to SQL once, not at every call.
+
+Every job request finds its API key (with the user and their plan) and its
+model by a unique value. The ORM compiles a queryset's SQL anew at each
+call, which cost more than running it (about 0.4 ms against 0.15 ms for the
+key's three-table join). `PrecompiledLookup` compiles the queryset once per
+thread, then only swaps the looked-up value into the parameters and builds
+the instances as Django's own ModelIterable does, `select_related` included.
+It relies on the ORM's compiler (Django 5.2 is pinned); the tests compare its
+results with the plain queryset's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
+
+M = TypeVar("M", bound=Model)
+
+_PLACEHOLDER = "\x1fdjinn-precompiled-lookup-value\x1f"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    compiler: Any
+    sql: str
+    params: tuple
+    value_index: int
+    model_fields: slice
+    init_list: list[str]
+    related_populators: list
+
+
+class PrecompiledLookup(Generic[M]):
+    """`lookup(value)` is `queryset_for(value).first()` for a lookup on a unique value."""
+
+    def __init__(self, queryset_for: Callable[[str], QuerySet[M]]):
+        self._queryset_for = queryset_for
+        self._per_thread = threading.local()
+
+    def __call__(self, value: str) -> M | None:
+        compiled = getattr(self._per_thread, "compiled", None)
+        if compiled is None:
+            compiled = self._per_thread.compiled = self._compile()
+        params = list(compiled.params)
+        params[compiled.value_index] = value
+        with connections[compiled.compiler.using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchmany(1)
+        for row in compiled.compiler.results_iter([rows]):
+            instance = compiled.compiler.query.model.from_db(
+                compiled.compiler.using, compiled.init_list, row[compiled.model_fields]
+            )
+            for populator in compiled.related_populators:
+                populator.populate(row, instance)
+            return instance
+        return None
+
+    def _compile(self) -> _Compiled:
+        queryset = self._queryset_for(_PLACEHOLDER)[:1]
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        if list(params).count(_PLACEHOLDER) != 1:
+            raise ValueError("a precompiled lookup filters on its value exactly once")
+        select, klass_info = compiler.select, compiler.klass_info
+        first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        return _Compiled(
+            compiler=compiler,
+            sql=sql,
+            params=tuple(params),
+            value_index=list(params).index(_PLACEHOLDER),
+            model_fields=slice(first, last),
+            init_list=[column[0].target.attname for column in select[first:last]],
+            related_populators=get_related_populators(klass_info, select, queryset.db),
+        )
