@@ -77,7 +77,7 @@ class LogWriter:
             pipe = streams.redis_client().pipeline(transaction=False)
             for job_id, attempt, event_type, data, _ in batch:
                 streams.append_reporting_cancel(pipe, job_id, attempt, event_type, data)
-            replies = pipe.execute(raise_on_error=False)
+            replies = streams.execute(pipe)
         except Exception as exc:  # Redis away: every append of this batch failed with it
             replies = [exc] * len(batch)
         for (*_, on_reply), reply in zip(batch, replies, strict=True):
@@ -131,7 +131,7 @@ class JobLog:
             pipe = streams.redis_client().pipeline(transaction=False)
             streams.append_reporting_cancel(pipe, self.job_id, self.attempt, event_type, data)
             try:
-                (reply,) = pipe.execute(raise_on_error=False)
+                (reply,) = streams.execute(pipe)
             except Exception as exc:
                 reply = exc
             self._replied(reply)

@@ -85,21 +85,33 @@ def log_key(job_id: Any) -> str:
 
 
 def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], keys: list[str], client=None) -> Any:
-    """Run the append script (on `client`, a pipeline, if given: the reply then comes from its execute())."""
-    reply = _append_script()(
-        keys=[log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq"), *keys],
-        args=[
-            attempt,
-            event_type,
-            json_codec.dumps(data),
-            settings.EVENT_LOG_MAX_EVENTS,
-            settings.EVENT_LOG_TTL_SECONDS,
-        ],
-        client=client,
-    )
-    if client is None and reply is None:
+    """Run the append script (on `client`, a pipeline, if given: the reply then comes from `execute(client)`)."""
+    keys = [log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq"), *keys]
+    args = [attempt, event_type, json_codec.dumps(data), settings.EVENT_LOG_MAX_EVENTS, settings.EVENT_LOG_TTL_SECONDS]
+    if client is not None:
+        # By its SHA alone: a Script handed to a pipeline makes redis-py ask SCRIPT EXISTS before
+        # every execute, a round trip more per delta. `execute` runs again any append that Redis
+        # answers NOSCRIPT (restarted, it forgot the script).
+        appends = client.__dict__.setdefault("djinn_appends", {})
+        appends[len(client.command_stack)] = (keys, args)
+        client.evalsha(_append_script().sha, len(keys), *keys, *args)
+        return None
+    reply = _append_script()(keys=keys, args=args)  # loads the script itself on NOSCRIPT
+    if reply is None:
         raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
     return reply
+
+
+def execute(pipe) -> list[Any]:
+    """Run a pipeline holding appends; replies in order, a failed command's exception in its place."""
+    replies = pipe.execute(raise_on_error=False)
+    for index, (keys, args) in pipe.__dict__.pop("djinn_appends", {}).items():
+        if isinstance(replies[index], redis.exceptions.NoScriptError):
+            try:
+                replies[index] = _append_script()(keys=keys, args=args)
+            except Exception as exc:
+                replies[index] = exc
+    return replies
 
 
 def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> int:
@@ -108,7 +120,7 @@ def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any
 
 
 def append_reporting_cancel(pipe, job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
-    """Queue an append on a pipeline; its reply says whether the job was asked to stop.
+    """Queue an append on a pipeline (run it with `execute`); its reply says whether the job was asked to stop.
 
     The reply (see `appended_reply`) spares a streaming worker a separate cancel poll while its
     deltas flow.
@@ -216,7 +228,10 @@ def append_event_notifying(
     pipe = redis_client().pipeline(transaction=False)
     _append(job_id, attempt, event_type, data, [], client=pipe)
     _notify_user(pipe, owner_id, change)
-    appended, *_ = pipe.execute()
+    appended, *notified = execute(pipe)
+    for reply in (appended, *notified):
+        if isinstance(reply, Exception):
+            raise reply
     if appended is None:
         raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
 

@@ -82,3 +82,31 @@ def test_a_job_without_text_replays_its_ending_after_any_position(owner, echo_mo
 
     assert [(event.seq, event.type) for event in events] == [(5, "error"), (6, "done")]
     assert events[0].data == {"code": "boom", "message": "m"}
+
+
+def _script_exists_calls() -> int:
+    stats = streams.redis_client().info("commandstats")
+    return stats.get("cmdstat_script|exists", {}).get("calls", 0)
+
+
+def test_pipelined_appends_take_one_round_trip_and_survive_a_redis_that_forgot_the_script(owner, echo_model):
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    before = _script_exists_calls()
+    pipe = streams.redis_client().pipeline(transaction=False)
+    streams.append_reporting_cancel(pipe, job.id, 1, "delta", {"text": "one "})
+    streams.append_reporting_cancel(pipe, job.id, 1, "delta", {"text": "two "})
+    assert [streams.appended_reply(job.id, 1, reply) for reply in streams.execute(pipe)] == [False, False]
+    # redis-py asks SCRIPT EXISTS before every pipeline holding a Script: a round trip more per delta.
+    assert _script_exists_calls() == before
+
+    streams.redis_client().script_flush()  # as a restarted Redis: the script is gone
+    streams.request_cancel(job.id)
+    pipe = streams.redis_client().pipeline(transaction=False)
+    streams.append_reporting_cancel(pipe, job.id, 1, "delta", {"text": "three"})
+    pipe.get(streams.log_key(job.id) + ":other")
+    replies = streams.execute(pipe)
+
+    assert streams.appended_reply(job.id, 1, replies[0]) is True
+    assert replies[1] is None
+    assert visible_text(streams.read_events(job.id)) == "one two three"
+    assert [event.seq for event in streams.read_events(job.id)] == [1, 2, 3]
