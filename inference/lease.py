@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 
 from inference import streams
+from inference.background import start_daemon
 from inference.services.jobs import job_cancel_requested, job_heartbeat
 
 logger = logging.getLogger(__name__)
@@ -35,15 +36,15 @@ class Lease:
         self.canceled = threading.Event()
         self._done = threading.Event()
         self._next_cancel_poll = 0.0
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
+        self._beating: threading.Event | None = None
 
     def __enter__(self) -> Lease:
-        self._thread.start()
+        self._beating = start_daemon(self._beat)
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.end()
-        self._thread.join(timeout=settings.JOB_HEARTBEAT_SECONDS + 5)
+        self._beating.wait(timeout=settings.JOB_HEARTBEAT_SECONDS + 5)
 
     def end(self) -> None:
         """Stop renewing: the attempt is about to store its result."""

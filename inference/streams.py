@@ -21,6 +21,7 @@ import redis.asyncio
 from django.conf import settings
 
 from inference import json_codec
+from inference.background import start_daemon
 
 EVENT_TYPES = ("status", "delta", "progress", "error", "done")
 
@@ -307,8 +308,7 @@ class DeltaSender:
         self._error: BaseException | None = None
         self._closed = False
         self._timed_wait = False  # the sending thread sleeps until a due time, not until told
-        self._thread = threading.Thread(target=self._send_when_due, name="delta-sender", daemon=True)
-        self._thread.start()
+        self._sending = start_daemon(self._send_when_due)
 
     def add(self, token: str) -> None:
         with self._changed:
@@ -336,7 +336,7 @@ class DeltaSender:
             text = self._buffer.flush() if flush else None
             if text:
                 self._send(text)
-        self._thread.join(timeout=5)
+        self._sending.wait(timeout=5)
 
     def _raise_error(self) -> None:
         if self._error is not None:
