@@ -107,11 +107,15 @@ def job_webhook_attach(*, job: Job, webhook: WebhookRequest | None, created: boo
 # ------------------------------------------------------------------------------
 
 
-def webhooks_on_job_event(job_id: Any, event: str) -> None:
+def webhooks_on_job_event(job_id: Any, event: str, *, has_webhook: bool | None = None) -> None:
     """Queue the deliveries a job's webhook asks for at `event` ("start" or "completed").
 
-    Called by the job lifecycle; a failure here is logged, never raised.
+    Called by the job lifecycle; a failure here is logged, never raised. A caller that already
+    knows whether the job has a webhook says so in `has_webhook`, sparing a query for the many
+    jobs that have none.
     """
+    if has_webhook is False:
+        return
     try:
         _on_job_event(job_id, event)
     except Exception:

@@ -189,9 +189,10 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
         if not (canceled.exists() and _cancel_settle(canceled, job_id=job_id, now=now)):
             _expire_if_overdue(job_id, now)
         return None
-    job = Job.objects.select_related("model").get(id=job_id)
+    # The webhook comes along (a LEFT JOIN): most jobs have none, and need no query to learn it.
+    job = Job.objects.select_related("model", "webhook").get(id=job_id)
     _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
-    webhooks_on_job_event(job.id, "start")
+    webhooks_on_job_event(job.id, "start", has_webhook=hasattr(job, "webhook"))
     return job
 
 
@@ -251,8 +252,10 @@ def job_finish(
         heartbeat_at=None,
     )
     if finished:
-        owner_id = Job.objects.filter(id=job_id).values_list("owner_id", flat=True).first()
-        _announce_end(job_id, owner_id, attempt, status, usage, output_json, error_code, error_message)
+        owner_id, hook = Job.objects.filter(id=job_id).values_list("owner_id", "webhook__job_id").first()
+        _announce_end(
+            job_id, owner_id, attempt, status, usage, output_json, error_code, error_message, has_webhook=bool(hook)
+        )
     return bool(finished)
 
 
@@ -453,11 +456,13 @@ def _announce(job_id: Any, owner_id: Any, attempt: int, event_type: str, data: d
         logger.warning("could not append %s to the event log of %s", event_type, job_id, exc_info=True)
 
 
-def _announce_end(job_id, owner_id, attempt, status, usage: Usage, output_json, error_code, error_message) -> None:
+def _announce_end(
+    job_id, owner_id, attempt, status, usage: Usage, output_json, error_code, error_message, has_webhook=None
+) -> None:
     if error_code:
         _announce(job_id, owner_id, attempt, "error", {"code": error_code, "message": error_message})
     data: dict[str, Any] = {"status": status, "usage": usage.as_dict()}
     if output_json is not None:
         data["output"] = output_json
     _announce(job_id, owner_id, attempt, "done", data)
-    webhooks_on_job_event(job_id, "completed")
+    webhooks_on_job_event(job_id, "completed", has_webhook=has_webhook)
