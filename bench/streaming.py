@@ -157,82 +157,90 @@ def inprocess_generation_rate(tokens: int) -> float:
 async def paced_streams(client: Client, env: dict[str, str], streams: int, tokens: int) -> tuple[list[float], int, int]:
     """Lateness of each delta against when the generator produced its last token.
 
-    All the streams run at once, each watched live from its first token: the jobs are submitted
-    while no worker serves their queue, every watcher connects and waits, and only then do the
-    paced workers start. (Submitting while earlier streams already run measured submission, and
-    watchers that connected after their job had ended measured replay.) A stream's earliest
-    (arrival - production) offset is its own zero: lateness is what comes on top of it.
+    All the streams run at once, each watched live from its first token: the paced workers start
+    (and finish starting) on a queue of their own, the jobs are submitted while no worker serves
+    their queue, every watcher connects and waits, and only then are the workers told to consume
+    the jobs' queue. (Submitting while earlier streams already run measured submission; watchers
+    that connected after their job had ended measured replay; workers started at that moment
+    measured their own start, Django's checks and imports, beside the first streams.) A stream's
+    earliest (arrival - production) offset is its own zero: lateness is what comes on top of it.
     """
     from inference.models import Job
 
-    semaphore = asyncio.Semaphore(20)
-
-    async def submit():
-        async with semaphore:
-            return await client.submit("bench-paced", chat(10, max_tokens=tokens))
-
-    job_ids = await asyncio.gather(*[submit() for _ in range(streams)])
-    lateness: list[float] = []
-    broken = resumed = 0
-    connected = 0
-    all_connected = asyncio.Event()
-
-    # Watchers arrive a few at a time, as real clients do: a single daphne accepting 200 handshakes in
-    # the same instant is a connection storm, measured by nothing here, not streaming.
-    handshakes = asyncio.Semaphore(25)
-
-    async def watch(job_id: str) -> None:
-        """Follow one job to its end, resuming after the last event seen if the connection drops."""
-        nonlocal broken, resumed, connected
-        from websockets.exceptions import ConnectionClosedError
-
-        seqs, text, offsets, produced, done = [], [], [], 0, False
-        while not done:
-            async with handshakes:
-                ws = await client.socket(f"/ws/jobs/{job_id}/?after={seqs[-1] if seqs else 0}")
-            if not all_connected.is_set():
-                connected += 1
-                if connected == len(job_ids):
-                    all_connected.set()
-            try:
-                async with ws:
-                    async for raw in ws:
-                        now = time.perf_counter()
-                        event = json.loads(raw)
-                        seqs.append(event["seq"])
-                        done = event["type"] == "done"
-                        if event["type"] != "delta":
-                            continue
-                        produced += len(event["data"]["text"].split())
-                        text.append(event["data"]["text"])
-                        offsets.append(now - (produced - 1) / PACED_RATE)
-            except ConnectionClosedError:
-                resumed += 1  # as a real client does: reconnect with after=<last seq seen>
-        if offsets:
-            zero = min(offsets)
-            lateness.extend((offset - zero) * 1000 for offset in offsets)
-        stored = (await Job.objects.aget(id=job_id)).output_text
-        broken += not ("".join(text) == stored and seqs == list(range(1, len(seqs) + 1)))
-
-    watchers = [asyncio.create_task(watch(job_id)) for job_id in job_ids]
-    await all_connected.wait()
-    # The paced streams stand for an I/O-bound remote model: thread pools, one process per core
-    # (one process of 210 threads is held back by its own GIL long before the machine is busy).
     # Their threads share a few pooled database connections, as README says to run such workers.
     processes = os.cpu_count() or 2
     pooled = {**env, "DATABASE_POOL": "true"}
+    parking = f"bench-io-parked-{os.getpid()}"
     workers = [
-        WorkerProcess(pooled, queues="bench-io", concurrency=-(-(streams + 10) // processes), pool="threads")
+        WorkerProcess(pooled, queues=parking, concurrency=-(-(streams + 10) // processes), pool="threads")
         for _ in range(processes)
     ]
-    for worker in workers:
-        worker.start(wait=False)
     try:
+        for worker in workers:
+            worker.start(wait=False)
+        for worker in workers:
+            worker.wait_ready()
+        semaphore = asyncio.Semaphore(20)
+
+        async def submit():
+            async with semaphore:
+                return await client.submit("bench-paced", chat(10, max_tokens=tokens))
+
+        job_ids = await asyncio.gather(*[submit() for _ in range(streams)])
+        lateness: list[float] = []
+        broken = resumed = 0
+        connected = 0
+        all_connected = asyncio.Event()
+
+        # Watchers arrive a few at a time, as real clients do: a single daphne accepting 200 handshakes in
+        # the same instant is a connection storm, measured by nothing here, not streaming.
+        handshakes = asyncio.Semaphore(25)
+
+        async def watch(job_id: str) -> None:
+            """Follow one job to its end, resuming after the last event seen if the connection drops."""
+            nonlocal broken, resumed, connected
+            from websockets.exceptions import ConnectionClosedError
+
+            seqs, text, offsets, produced, done = [], [], [], 0, False
+            while not done:
+                async with handshakes:
+                    ws = await client.socket(f"/ws/jobs/{job_id}/?after={seqs[-1] if seqs else 0}")
+                if not all_connected.is_set():
+                    connected += 1
+                    if connected == len(job_ids):
+                        all_connected.set()
+                try:
+                    async with ws:
+                        async for raw in ws:
+                            now = time.perf_counter()
+                            event = json.loads(raw)
+                            seqs.append(event["seq"])
+                            done = event["type"] == "done"
+                            if event["type"] != "delta":
+                                continue
+                            produced += len(event["data"]["text"].split())
+                            text.append(event["data"]["text"])
+                            offsets.append(now - (produced - 1) / PACED_RATE)
+                except ConnectionClosedError:
+                    resumed += 1  # as a real client does: reconnect with after=<last seq seen>
+            if offsets:
+                zero = min(offsets)
+                lateness.extend((offset - zero) * 1000 for offset in offsets)
+            stored = (await Job.objects.aget(id=job_id)).output_text
+            broken += not ("".join(text) == stored and seqs == list(range(1, len(seqs) + 1)))
+
+        watchers = [asyncio.create_task(watch(job_id)) for job_id in job_ids]
+        await all_connected.wait()
+        # The paced streams stand for an I/O-bound remote model: thread pools, one process per core
+        # (one process of 210 threads is held back by its own GIL long before the machine is busy).
+        from config.celery import app
+
+        app.control.add_consumer("bench-io", destination=[worker.name for worker in workers])
         await asyncio.gather(*watchers)
+        return lateness, broken, len(job_ids), resumed
     finally:
         for worker in workers:
             worker.stop()
-    return lateness, broken, len(job_ids), resumed
 
 
 def inprocess_paced_lateness(tokens: int) -> list[float]:
