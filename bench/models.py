@@ -11,7 +11,7 @@ overall rates. Prints a table and saves the figures as JSON under bench/results/
 
 It needs PostgreSQL and Redis (`make services`): BENCH_DATABASE_URL (default: database
 djinn_bench on the local PostgreSQL, created if missing) and BENCH_REDIS_URL (default: Redis
-db 14), under their own key prefix, and starts its own worker on the queue "bench".
+db 14), under their own key prefix, and starts its own worker on the queue "bench-models".
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/djinn_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+QUEUE = "bench-models"  # its own: a worker warms every enabled model routed to its queues
 GOALS = {"generation": 0.95, "embedding": 0.90, "embedding-long": 0.90}
 PROMPTS = [
     "Write a long story about a dragon who learns to bake bread.",
@@ -93,7 +94,7 @@ def register_models():
                 "default_params": default.default_params,
                 "max_input_chars": 1_000_000,
                 "max_output_tokens": 4096,
-                "queue": "bench",
+                "queue": QUEUE,
                 "enabled": True,
             },
         )
@@ -266,7 +267,7 @@ def main() -> int:
     models = register_models()
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"email": "bench@example.com"})
 
-    worker = WorkerProcess(env, queues="bench").start()
+    worker = WorkerProcess(env, queues=QUEUE).start()
     try:
         wait_for(lambda: "warmed " in worker.log(), timeout=120, what="the worker to warm its models")
         results = [
