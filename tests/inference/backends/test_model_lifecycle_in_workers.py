@@ -93,6 +93,9 @@ def test_a_warm_model_serves_its_first_job_without_loading_again(worker_on, owne
     AIModel.objects.create(slug="warm-echo", display_name="Warm", task="chat", backend="echo", queue=queue)
     worker = worker_on(queue)
     wait_for(lambda: "warmed warm-echo" in worker.log(), timeout=60, what="the warm-up")
+    frozen = re.search(r"warmed warm-echo.*; (\d+) objects set aside from the collector", worker.log())
+    assert frozen, worker.log()
+    assert int(frozen.group(1)) > 10_000  # Django, Celery and the model: gc.freeze() after warm-up
 
     job = finished(job_submit(user=owner, model="warm-echo", input=chat("one two")), timeout=60)
     job = finished(job_submit(user=owner, model="warm-echo", input=chat("three four")), timeout=60)
