@@ -39,9 +39,11 @@ class _Interrupted(Exception):
 
 
 class DatabaseUnavailable(Exception):
-    """The database refused or dropped the connection before the job was claimed: run it again later.
+    """The database refused or dropped the connection while the job was being started: try again later.
 
-    Nothing was changed yet (the claim is one statement), so a retry is safe; the job is still queued.
+    Usually it refused the connection (the claim is the first statement), nothing changed and the
+    retry runs the job. Had it dropped right after the claim, the retry finds the job no longer
+    queued and does nothing, and the reaper gives the job a new attempt once its lease expires.
     """
 
 
