@@ -345,8 +345,17 @@ class DeltaSender:
 
     def _send_when_due(self) -> None:
         with self._changed:
+            sent_on_time = False
             while not self._closed:
                 if not self._buffer.holding or self._error is not None:
+                    wait = self._buffer.due_in()
+                    if sent_on_time and self._error is None and wait > 0:
+                        # Having just sent what a fast stream held, expect more by the next due time
+                        # and wake then, unasked: the job's thread need not wake this one per window.
+                        sent_on_time = False
+                        self._timed_wait = True
+                        self._changed.wait(wait)
+                        continue
                     self._timed_wait = False
                     self._changed.wait()
                     continue
@@ -362,3 +371,4 @@ class DeltaSender:
                     self._send(text)
                 except BaseException as exc:  # the job's thread raises it
                     self._error = exc
+                sent_on_time = True
