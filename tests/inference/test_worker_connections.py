@@ -7,23 +7,15 @@ from django.db import connection
 
 from inference.models import AIModel, Job, JobStatus
 from inference.services.jobs import job_submit
+from tests.inference.backends.conftest import finished
 from tests.support.processes import WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
-def _wait_finished(job: Job) -> Job:
-    def finished():
-        job.refresh_from_db()
-        return job.is_finished
-
-    wait_for(finished, timeout=30, what=f"job {job.id} to finish")
-    return job
-
-
 def _run(owner) -> Job:
     job = job_submit(user=owner, model="reuse-echo", input={"messages": [{"role": "user", "content": "hi there"}]})
-    assert _wait_finished(job).status == JobStatus.SUCCEEDED
+    assert finished(job, timeout=30).status == JobStatus.SUCCEEDED
     return job
 
 
@@ -81,8 +73,8 @@ def test_a_job_the_database_refused_to_start_is_tried_again_and_runs(worker_env,
 
         with connection.cursor() as cursor:
             cursor.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER')
-        finished = _wait_finished(job)
-        assert (finished.status, finished.output_text) == (JobStatus.SUCCEEDED, "hi")
+        ran = finished(job, timeout=30)
+        assert (ran.status, ran.output_text) == (JobStatus.SUCCEEDED, "hi")
     finally:
         worker.stop()
         with connection.cursor() as cursor:
