@@ -40,10 +40,21 @@ KEEP_POOLED_CONNECTION_SECONDS = 30.0
 CHECK_IDLE_CONNECTION_SECONDS = 5.0
 
 
+def _stamps(connection) -> dict[str, Any]:
+    """When the wrapper's current database connection was opened and last used, kept on the wrapper:
+    a driver's connection may take no attributes (sqlite3's does not), and a new one starts afresh."""
+    stamps = getattr(connection, "djinn_stamps", None)
+    if stamps is None or stamps["connection"] is not connection.connection:
+        stamps = connection.djinn_stamps = {"connection": connection.connection}
+    return stamps
+
+
 def _check_idle_connections() -> None:
     now = time.monotonic()
     for connection in connections.all(initialized_only=True):
-        last_used = getattr(connection.connection, "djinn_last_used", None)
+        if connection.connection is None:
+            continue
+        last_used = _stamps(connection).get("last_used")
         if last_used is not None and now - last_used > CHECK_IDLE_CONNECTION_SECONDS and not connection.is_usable():
             connection.close()
 
@@ -56,7 +67,7 @@ def _release_connections() -> None:
         if connection.connection is None:
             continue
         if "pool" in connection.settings_dict.get("OPTIONS", {}):
-            opened_at = connection.connection.__dict__.setdefault("djinn_opened_at", now)
+            opened_at = _stamps(connection).setdefault("opened_at", now)
             expired = now - opened_at >= KEEP_POOLED_CONNECTION_SECONDS
         else:
             expired = connection.close_at is not None and now >= connection.close_at
@@ -68,7 +79,7 @@ def _release_connections() -> None:
             else:
                 connection.close()
         if connection.connection is not None:
-            connection.connection.djinn_last_used = now
+            _stamps(connection)["last_used"] = now
 
 
 def _with_fresh_connections(func: Callable[..., T]) -> Callable[..., T]:
