@@ -193,6 +193,7 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
 
         job_ids = await asyncio.gather(*[submit() for _ in range(streams)])
         lateness: list[float] = []
+        received: dict[str, tuple[str, list[int]]] = {}
         broken = resumed = 0
         connected = 0
         all_connected = asyncio.Event()
@@ -203,7 +204,7 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
 
         async def watch(job_id: str) -> None:
             """Follow one job to its end, resuming after the last event seen if the connection drops."""
-            nonlocal broken, resumed, connected
+            nonlocal resumed, connected
             from websockets.exceptions import ConnectionClosedError
 
             seqs, text, offsets, produced, done = [], [], [], 0, False
@@ -231,8 +232,7 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
             if offsets:
                 zero = min(offsets)
                 lateness.extend((offset - zero) * 1000 for offset in offsets)
-            stored = (await Job.objects.aget(id=job_id)).output_text
-            broken += not ("".join(text) == stored and seqs == list(range(1, len(seqs) + 1)))
+            received[job_id] = ("".join(text), seqs)
 
         watchers = [asyncio.create_task(watch(job_id)) for job_id in job_ids]
         await all_connected.wait()
@@ -242,6 +242,10 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
 
         app.control.add_consumer(PACED_QUEUE, destination=[worker.name for worker in workers])
         await asyncio.gather(*watchers)
+        # Checked once every stream has ended: this client's database reads are not the platform's time.
+        async for job in Job.objects.filter(id__in=job_ids).only("id", "output_text"):
+            text, seqs = received[str(job.id)]
+            broken += not (text == job.output_text and seqs == list(range(1, len(seqs) + 1)))
         return lateness, broken, len(job_ids), resumed
     finally:
         for worker in workers:

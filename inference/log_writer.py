@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,11 @@ logger = logging.getLogger(__name__)
 MAX_WAITING = 20_000
 # Appends per pipeline: a backlog drains in round trips of this many.
 MAX_BATCH = 1000
+# A busy writer writes at most once per this long: two workers running 200 paced streams
+# then send ~6 appends per pipeline instead of one or two, and each write's wake-ups and
+# system calls, which cost more than the appends themselves, are shared (178 -> 119 µs of
+# worker CPU per token). An idle writer still writes at once.
+WRITE_INTERVAL_SECONDS = 0.002
 # A job waits this long for its events to be written before it gives up on them.
 WRITTEN_TIMEOUT_SECONDS = 120
 
@@ -64,10 +70,17 @@ class LogWriter:
             threading.Thread(target=self._run, name="log-writer", daemon=True).start()
 
     def _run(self) -> None:
+        last_write = 0.0
         while True:
             with self._changed:
                 while not self._waiting:
                     self._changed.wait()
+            # Busy: what comes until WRITE_INTERVAL after the last write joins this pipeline.
+            wait = last_write + WRITE_INTERVAL_SECONDS - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            last_write = time.monotonic()
+            with self._changed:
                 batch = [self._waiting.popleft() for _ in range(min(len(self._waiting), MAX_BATCH))]
                 self._changed.notify_all()  # room for jobs waiting to hand over more
             self._write(batch)

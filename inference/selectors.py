@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from inference.errors import ModelDisabled, ModelNotFound, NotFound
-from inference.models import AIModel, Job
+from inference.models import TERMINAL_STATUSES, AIModel, Job
 from inference.precompiled import PrecompiledLookup
 
 
@@ -47,3 +47,9 @@ def job_get_for_user(*, user: User, job_id: str | uuid.UUID) -> Job:
     if job is None:
         raise NotFound("No such job.", code="job_not_found")
     return job
+
+
+def jobs_finished_among(*, job_ids: list[str]) -> set[str]:
+    """Which of these jobs have finished (as strings)."""
+    finished = Job.objects.filter(id__in=job_ids, status__in=TERMINAL_STATUSES).values_list("id", flat=True)
+    return {str(job_id) for job_id in finished}

@@ -4,6 +4,8 @@ Each job has a Redis Stream whose entry ids are `0-<seq>`, so a sequence
 number is also a position to resume from. Appends go through one Lua script
 that fences writers by attempt: once attempt N+1 has written, anything a
 stale attempt N still sends is refused, so two attempts never interleave.
+The script also publishes each event on a channel named after the log, for
+the live tails of watchers on daphne (log_tail.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ local seq = redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '0-' .. seq, 'type', ARGV[2], 'attempt', ARGV[1], 'data', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', KEYS[1], seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
 if KEYS[4] then return {seq, redis.call('EXISTS', KEYS[4])} end
 return seq
 """
@@ -170,7 +173,7 @@ def async_redis_client() -> redis.asyncio.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        # Every live watcher holds a connection while it blocks on its job's log.
+        # Each user feed holds a connection while it blocks on XREAD; job watchers share one (log_tail.py).
         client = redis.asyncio.Redis.from_url(
             settings.REDIS_URL,
             decode_responses=True,
@@ -185,14 +188,6 @@ def async_redis_client() -> redis.asyncio.Redis:
 async def aread_events(job_id: Any, after: int = 0, count: int | None = None) -> list[Event]:
     entries = await async_redis_client().xrange(log_key(job_id), min=f"0-{after + 1}", max="+", count=count)
     return [_parse(entry_id, fields) for entry_id, fields in entries]
-
-
-async def await_events(job_id: Any, after: int, timeout_ms: int, count: int | None = None) -> list[Event]:
-    """Events with seq > after, waiting up to timeout_ms for the first; at most `count` at once."""
-    reply = await async_redis_client().xread({log_key(job_id): f"0-{after}"}, block=timeout_ms, count=count)
-    if not reply:
-        return []
-    return [_parse(entry_id, fields) for entry_id, fields in reply[0][1]]
 
 
 def log_exists(job_id: Any) -> bool:

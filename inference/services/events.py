@@ -7,19 +7,25 @@ event after `after`, exactly once, in order, ending with `done`.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
 from inference import streams
 from inference.db_threads import run_db
+from inference.log_tail import log_tail
 from inference.models import Job
+from inference.selectors import jobs_finished_among
 from inference.streams import Event
 
 # How long a watcher waits on a silent log before it asks the database
 # whether the job ended without a `done` (a worker killed right after commit).
 SILENCE_CHECK_MS = 2000
+# Watchers asking within this long of each other share one query (FinishedJobs).
+FINISHED_CHECK_GATHER_SECONDS = 0.05
 # Events read per round trip: a slow watcher reads, sends, then reads again,
 # so what it holds in memory stays bounded however far behind it is.
 READ_BATCH = 256
@@ -110,27 +116,87 @@ async def job_events_follow_async(
 ) -> AsyncIterator[Event | None]:
     """Every event after `after`, live, ending with `done`; for daphne's event loop.
 
+    It reads the log by position, then takes the live tail from the event loop's shared
+    subscription (log_tail.py), going back to the log whenever the tail has a gap.
     With `yield_idle`, a None marks each silent `poll_ms` (SSE sends a keepalive then).
     """
-    while True:
-        events = await streams.await_events(job_id, after, poll_ms, count=READ_BATCH)
-        for event in events:
-            yield event
-            after = event.seq
-            if event.type == "done":
-                return
-        if events:
-            continue
-        # Every silent watcher asks every few seconds: not on Django's one sync thread.
-        job = await run_db(Job.objects.get, id=job_id)
-        if not job.is_finished and yield_idle:
-            yield None
-        if job.is_finished:
+    async with log_tail().follow(job_id) as inbox:
+        read_log = True
+        while True:
+            if read_log:
+                events = await streams.aread_events(job_id, after, count=READ_BATCH)
+                read_log = len(events) == READ_BATCH  # a full batch: the log may hold more
+                silent = False
+            else:
+                events, read_log = await inbox.take(after, poll_ms / 1000)
+                silent = not events and not read_log
+            for event in events:
+                yield event
+                after = event.seq
+                if event.type == "done":
+                    return
+            if not silent:
+                continue
+            if not await finished_jobs().finished(job_id):
+                if yield_idle:
+                    yield None
+                continue
+            job = await run_db(Job.objects.get, id=job_id)
             late = await streams.aread_events(job_id, after)
             exists = bool(await streams.async_redis_client().exists(streams.log_key(job_id)))
             for event in _ending(job, late, after, exists):
                 yield event
             return
+
+
+class FinishedJobs:
+    """Answers silent watchers asking whether their job finished, all those asking at once in one query.
+
+    Every watcher of a quiet job asks every SILENCE_CHECK_MS: 200 watchers waiting for their
+    jobs to start made 200 queries, daphne's busiest work while the first streams began.
+    """
+
+    def __init__(self) -> None:
+        self._asking: dict[str, list[asyncio.Future]] = {}
+        self._checking: asyncio.Task | None = None  # held: the loop keeps only a weak reference
+
+    async def finished(self, job_id: Any) -> bool:
+        loop = asyncio.get_running_loop()
+        if not self._asking:
+            loop.call_later(FINISHED_CHECK_GATHER_SECONDS, self._start_check)
+        answer = loop.create_future()
+        self._asking.setdefault(str(job_id), []).append(answer)
+        return await answer
+
+    def _start_check(self) -> None:
+        self._checking = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        asking, self._asking = self._asking, {}
+        try:
+            finished = await run_db(jobs_finished_among, job_ids=list(asking))
+        except Exception as exc:
+            for answers in asking.values():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_exception(exc)
+            return
+        for job_id, answers in asking.items():
+            for answer in answers:
+                if not answer.done():
+                    answer.set_result(job_id in finished)
+
+
+_finished_jobs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FinishedJobs] = weakref.WeakKeyDictionary()
+
+
+def finished_jobs() -> FinishedJobs:
+    """The running event loop's FinishedJobs."""
+    loop = asyncio.get_running_loop()
+    checker = _finished_jobs.get(loop)
+    if checker is None:
+        checker = _finished_jobs[loop] = FinishedJobs()
+    return checker
 
 
 def visible_text(events: list[Event]) -> str:

@@ -1,0 +1,89 @@
+"""Live tails on real Redis: what watchers take from the shared subscription, and how they recover.
+
+A watcher takes pushed events only in sequence; whatever it misses (an inbox that overflowed,
+a subscription that dropped) it must be told to read from the log.
+"""
+
+import asyncio
+import uuid
+
+from inference import log_tail, streams
+from inference.services.events import job_events_follow_async
+
+
+def _append(job_id, count: int, start: int = 0) -> None:
+    for index in range(start, start + count):
+        streams.append_event(job_id, 1, "delta", {"text": f"t{index} "})
+
+
+def _kill_subscription() -> None:
+    client = streams.redis_client()
+    killed = [
+        client.client_kill_filter(_id=entry["id"])
+        for entry in client.client_list()
+        if entry["name"] == log_tail.connection_name()
+    ]
+    assert killed, "the log tail's connection was not found"
+
+
+def test_every_watcher_of_a_job_takes_its_new_events_in_order():
+    job_id = uuid.uuid4()
+
+    async def scenario():
+        tail = log_tail.log_tail()
+        async with tail.follow(job_id) as first, tail.follow(job_id) as second:
+            _append(job_id, 3)
+            taken = [[], []]
+            for inbox, events in zip((first, second), taken, strict=True):
+                while len(events) < 3:
+                    batch, stale = await inbox.take(events[-1].seq if events else 0, timeout=5)
+                    assert not stale
+                    events.extend(batch)
+            return taken
+
+    first, second = asyncio.run(scenario())
+    assert [event.seq for event in first] == [1, 2, 3] == [event.seq for event in second]
+    assert [event.data["text"] for event in first] == ["t0 ", "t1 ", "t2 "]
+
+
+def test_an_inbox_left_unread_holds_a_bounded_number_of_events_and_sends_its_watcher_to_the_log():
+    job_id = uuid.uuid4()
+    appended = log_tail.INBOX_MAX + 50
+
+    async def scenario():
+        async with log_tail.log_tail().follow(job_id) as inbox:
+            _append(job_id, appended)
+            await asyncio.sleep(0.5)  # every event has reached the inbox by now
+            return await inbox.take(0, timeout=5)
+
+    taken, stale = asyncio.run(scenario())
+    assert stale, "a watcher whose inbox overflowed must read the log"
+    assert len(taken) <= log_tail.INBOX_MAX
+    assert [event.seq for event in taken] == list(range(1, len(taken) + 1))
+
+
+def test_a_watcher_gets_every_event_once_across_a_dropped_subscription():
+    job_id = uuid.uuid4()
+
+    async def scenario():
+        received = []
+        follower = job_events_follow_async(job_id=job_id, after=0, poll_ms=60_000)
+        streams.append_event(job_id, 1, "status", {"status": "running"})
+        received.append(await anext(follower))
+        _append(job_id, 5)
+        received.extend([await anext(follower) for _ in range(5)])
+        _kill_subscription()
+        _append(job_id, 5, start=5)  # published while the subscription is down: lost to it
+        await asyncio.sleep(0.2)
+        _append(job_id, 5, start=10)
+        streams.append_event(job_id, 1, "done", {"status": "succeeded"})
+        async with asyncio.timeout(10):
+            async for event in follower:
+                received.append(event)
+        return received
+
+    received = asyncio.run(scenario())
+    assert [event.seq for event in received] == list(range(1, 18))
+    assert "".join(event.data["text"] for event in received if event.type == "delta") == "".join(
+        f"t{index} " for index in range(15)
+    )
