@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import threading
 import time
+from typing import NamedTuple
 
 from harness import DaphneProcess, WorkerProcess, bench_env, percentile, report, setup_django, summary
 
@@ -159,8 +161,30 @@ def inprocess_generation_rate(tokens: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
-async def paced_streams(client: Client, env: dict[str, str], streams: int, tokens: int) -> tuple[list[float], int, int]:
-    """Lateness of each delta against when the generator produced its last token.
+class PacedRun(NamedTuple):
+    lateness: list[float]  # ms each delta came after its last token's due time, beyond its stream's best
+    added_gaps: list[float]  # ms each gap between two deltas grew on the way (arrival gap - production gap)
+    broken: int
+    streams: int
+    resumed: int
+
+
+class Timing(NamedTuple):
+    lateness: list[float]
+    added_gaps: list[float]
+
+
+def timing(offsets: list[float]) -> Timing:
+    """From each delta's (arrival - production) offset: lateness beyond the stream's best, and added gaps."""
+    zero = min(offsets, default=0.0)
+    return Timing(
+        [(offset - zero) * 1000 for offset in offsets],
+        [(later - earlier) * 1000 for earlier, later in itertools.pairwise(offsets)],
+    )
+
+
+async def paced_streams(client: Client, env: dict[str, str], streams: int, tokens: int) -> PacedRun:
+    """Lateness of each delta against when the generator produced its last token, and the added inter-delta gaps.
 
     All the streams run at once, each watched live from its first token: the paced workers start
     (and finish starting) on a queue of their own, the jobs are submitted while no worker serves
@@ -193,6 +217,7 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
 
         job_ids = await asyncio.gather(*[submit() for _ in range(streams)])
         lateness: list[float] = []
+        added_gaps: list[float] = []
         received: dict[str, tuple[str, list[int]]] = {}
         broken = resumed = 0
         connected = 0
@@ -229,9 +254,9 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
                             offsets.append(now - (produced - 1) / PACED_RATE)
                 except ConnectionClosedError:
                     resumed += 1  # as a real client does: reconnect with after=<last seq seen>
-            if offsets:
-                zero = min(offsets)
-                lateness.extend((offset - zero) * 1000 for offset in offsets)
+            stream_timing = timing(offsets)
+            lateness.extend(stream_timing.lateness)
+            added_gaps.extend(stream_timing.added_gaps)
             received[job_id] = ("".join(text), seqs)
 
         watchers = [asyncio.create_task(watch(job_id)) for job_id in job_ids]
@@ -246,32 +271,35 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
         async for job in Job.objects.filter(id__in=job_ids).only("id", "output_text"):
             text, seqs = received[str(job.id)]
             broken += not (text == job.output_text and seqs == list(range(1, len(seqs) + 1)))
-        return lateness, broken, len(job_ids), resumed
+        return PacedRun(lateness, added_gaps, broken, len(job_ids), resumed)
     finally:
         for worker in workers:
             worker.stop()
 
 
-def inprocess_paced_lateness(tokens: int) -> list[float]:
+def inprocess_paced_timing(tokens: int) -> Timing:
     """The same pacing in-process, several generators at once: what the generator alone adds."""
     from inference.backends.echo import EchoBackend, EchoConfig
 
     backend = EchoBackend(EchoConfig(tokens=1000, tokens_per_second=PACED_RATE))
-    samples: list[float] = []
+    lateness: list[float] = []
+    added_gaps: list[float] = []
 
     def run():
         offsets = [
             time.perf_counter() - index / PACED_RATE
             for index, _ in enumerate(backend.stream({**chat(10), "max_tokens": tokens}, lambda: False))
         ]
-        samples.extend((offset - min(offsets)) * 1000 for offset in offsets)
+        stream_timing = timing(offsets)
+        lateness.extend(stream_timing.lateness)
+        added_gaps.extend(stream_timing.added_gaps)
 
     threads = [threading.Thread(target=run) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return samples
+    return Timing(lateness, added_gaps)
 
 
 async def idle_socket_memory(client: Client, pid: int, sockets: int, cycles: int) -> tuple[list[float], list[int]]:
@@ -327,8 +355,8 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
 
         streams = 50 if quick else 200
         paced_tokens = 60 if quick else 150
-        lateness, paced_broken, paced_count, paced_resumed = await paced_streams(client, env, streams, paced_tokens)
-        inproc_lateness = inprocess_paced_lateness(paced_tokens)
+        paced = await paced_streams(client, env, streams, paced_tokens)
+        inproc_paced = inprocess_paced_timing(paced_tokens)
 
         per_socket, baselines = await idle_socket_memory(client, daphne.process.pid, 200 if quick else 500, 4)
     finally:
@@ -336,7 +364,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         fast_worker.stop()
         daphne.stop()
 
-    lost = ttft_broken + paced_broken + (not fast_intact)
+    lost = ttft_broken + paced.broken + (not fast_intact)
     rows = [
         {
             "metric": "redis round trip p50 / p99 (ms)",
@@ -367,15 +395,24 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "ok": fast_rate >= 20_000,
         },
         {
-            "metric": f"{paced_count} streams x {PACED_RATE} tok/s: delta lateness p99 (ms)",
-            "measured": f"{percentile(lateness, 99):.1f}",
-            "baseline": f"{percentile(inproc_lateness, 99):.1f}",
+            # The issue's figure: how much longer the gap between two deltas is at the client than
+            # at the generator.
+            "metric": f"{paced.streams} streams x {PACED_RATE} tok/s: added inter-delta p99 (ms)",
+            "measured": f"{percentile(paced.added_gaps, 99):.1f}",
+            "baseline": f"{percentile(inproc_paced.added_gaps, 99):.1f}",
             "goal": "added <= 20",
-            "ok": percentile(lateness, 99) - percentile(inproc_lateness, 99) <= 20,
+            "ok": percentile(paced.added_gaps, 99) - percentile(inproc_paced.added_gaps, 99) <= 20,
         },
         {
-            "metric": f"{paced_count} streams: connections dropped and resumed with after=N",
-            "measured": str(paced_resumed),
+            # Stricter: a stall counts in every delta it delays, not only in the gap where it began.
+            "metric": f"{paced.streams} streams x {PACED_RATE} tok/s: delta lateness p50 / p99 (ms)",
+            "measured": f"{percentile(paced.lateness, 50):.1f} / {percentile(paced.lateness, 99):.1f}",
+            "baseline": f"{percentile(inproc_paced.lateness, 99):.1f}",
+            "goal": "(reported)",
+        },
+        {
+            "metric": f"{paced.streams} streams: connections dropped and resumed with after=N",
+            "measured": str(paced.resumed),
             "goal": "(reported)",
         },
         {
@@ -403,8 +440,10 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         rows,
         {
             "ttft_ms": summary(added),
-            "lateness_ms": summary(lateness),
-            "inprocess_lateness_ms": summary(inproc_lateness),
+            "lateness_ms": summary(paced.lateness),
+            "added_inter_delta_ms": summary(paced.added_gaps),
+            "inprocess_lateness_ms": summary(inproc_paced.lateness),
+            "inprocess_added_inter_delta_ms": summary(inproc_paced.added_gaps),
         },
     )
 
