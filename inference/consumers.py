@@ -12,6 +12,8 @@ import json
 import logging
 from urllib.parse import parse_qsl
 
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from inference import json_codec, streams
@@ -46,7 +48,28 @@ def _find_job(user, job_id):
         return None
 
 
-class JobStreamConsumer(AsyncWebsocketConsumer):
+class EventLoopConsumer(AsyncWebsocketConsumer):
+    """A websocket consumer whose database work runs on db_threads, never on Channels' sync thread.
+
+    Channels closes stale Django connections before every message it dispatches (connect, each
+    receive, disconnect) and after a disconnect, each time a hop to its one sync thread: every
+    socket's handshake waited there, in line with every other socket's. Connections of that
+    thread (the session middleware's) are already closed around each use by
+    database_sync_to_async, and db_threads manage their own, so these consumers skip it.
+    """
+
+    async def dispatch(self, message):
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message):
+        await self.disconnect(message["code"])  # no groups: nothing to leave in a channel layer
+        raise StopConsumer()
+
+
+class JobStreamConsumer(EventLoopConsumer):
     """`/ws/jobs/<id>/?after=N`: every event after N once, in order, then the live tail, then close."""
 
     follower: asyncio.Task | None = None
@@ -105,7 +128,7 @@ class JobStreamConsumer(AsyncWebsocketConsumer):
                 await self.follower
 
 
-class UserJobsConsumer(AsyncWebsocketConsumer):
+class UserJobsConsumer(EventLoopConsumer):
     """`/ws/jobs/`: tells every open tab of a user when any of their jobs changes status."""
 
     follower: asyncio.Task | None = None

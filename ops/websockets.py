@@ -35,12 +35,17 @@ def websockets_open() -> int:
 
 
 class WebsocketCounter:
-    """Wraps the websocket application: counts a connection from its accept until its consumer returns."""
+    """Wraps the websocket application: counts a connection from its accept until its consumer returns.
+
+    The count is written to Redis beside the handshake, not before it: a metric must not add a
+    round trip to every connection's first event.
+    """
 
     def __init__(self, app):
         self.app = app
         self.open = 0
-        self._refresher: asyncio.Task | None = None
+        self._changed = asyncio.Event()
+        self._publisher: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
@@ -51,27 +56,29 @@ class WebsocketCounter:
             nonlocal accepted
             if message["type"] == "websocket.accept" and not accepted:
                 accepted = True
-                self.open += 1
-                await self._publish()
+                self._count(+1)
             await send(message)
 
         try:
             return await self.app(scope, receive, counting_send)
         finally:
             if accepted:
-                self.open -= 1
-                await self._publish()
+                self._count(-1)
 
-    async def _publish(self) -> None:
-        if self._refresher is None or self._refresher.done():
-            self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
-        try:
-            await streams.async_redis_client().set(_process_key(), self.open, ex=TTL_SECONDS)
-        except Exception:  # a metric must never break a connection
-            logger.debug("could not publish the websocket count", exc_info=True)
+    def _count(self, change: int) -> None:
+        self.open += change
+        self._changed.set()
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
 
-    async def _refresh_forever(self) -> None:
+    async def _publish_forever(self) -> None:
+        """Write the count whenever it changed (the latest value, once per burst of changes), and
+        every REFRESH_SECONDS so that the key outlives its TTL while this process runs."""
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), REFRESH_SECONDS)
+            self._changed.clear()
+            try:
                 await streams.async_redis_client().set(_process_key(), self.open, ex=TTL_SECONDS)
+            except Exception:  # a metric must never break a connection
+                logger.debug("could not publish the websocket count", exc_info=True)
