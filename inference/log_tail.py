@@ -52,7 +52,14 @@ class Inbox:
         self._waiter: asyncio.Future | None = None
         self._stale = False  # something pushed was dropped or missed: the log must be read
 
+    @property
+    def stale(self) -> bool:
+        """Whether the watcher will read the log before it takes anything: pushes are dropped meanwhile."""
+        return self._stale
+
     def push(self, event: Event) -> None:
+        if self._stale:
+            return
         if len(self._events) >= INBOX_MAX:
             self.mark_stale()
             return
@@ -232,8 +239,8 @@ class LogTail:
 
     def _deliver(self, channel: str, payload: str) -> None:
         watchers = self._inboxes.get(channel)
-        if not watchers:
-            return
+        if not watchers or all(inbox.stale for inbox in watchers):
+            return  # a watcher behind by a whole inbox reads the log: no use parsing this for it
         seq, event_type, attempt, data = payload.split(" ", 3)
         event = Event(seq=int(seq), type=event_type, attempt=int(attempt), data=json_codec.loads(data))
         for inbox in watchers:

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 
 from inference import log_tail, streams
-from inference.services.events import job_events_follow_async
+from inference.services.events import READ_BATCH, job_events_follow_async
 
 
 def _append(job_id, count: int, start: int = 0) -> None:
@@ -87,3 +87,22 @@ def test_a_watcher_gets_every_event_once_across_a_dropped_subscription():
     assert "".join(event.data["text"] for event in received if event.type == "delta") == "".join(
         f"t{index} " for index in range(15)
     )
+
+
+def test_a_watcher_that_fell_behind_by_more_than_its_inbox_still_gets_every_event_once():
+    job_id = uuid.uuid4()
+    appended = log_tail.INBOX_MAX + READ_BATCH + 40
+
+    async def scenario():
+        follower = job_events_follow_async(job_id=job_id, after=0, poll_ms=60_000)
+        streams.append_event(job_id, 1, "status", {"status": "running"})
+        received = [await anext(follower)]
+        _append(job_id, appended)  # pushed while this watcher is not taking: its inbox overflows
+        streams.append_event(job_id, 1, "done", {"status": "succeeded"})
+        await asyncio.sleep(0.5)
+        async with asyncio.timeout(10):
+            received.extend([event async for event in follower])
+        return received
+
+    received = asyncio.run(scenario())
+    assert [event.seq for event in received] == list(range(1, appended + 3))
