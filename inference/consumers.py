@@ -69,6 +69,14 @@ class EventLoopConsumer(AsyncWebsocketConsumer):
         raise StopConsumer()
 
 
+class NoSuchSocketConsumer(EventLoopConsumer):
+    """Every websocket path that names no socket: closed with 4404, as a missing job is."""
+
+    async def connect(self):
+        await self.accept()  # a close before accept is a bare HTTP 403
+        await self.close(code=CLOSE_NOT_FOUND)
+
+
 class JobStreamConsumer(EventLoopConsumer):
     """`/ws/jobs/<id>/?after=N`: every event after N once, in order, then the live tail, then close."""
 

@@ -108,6 +108,18 @@ def test_another_users_job_looks_exactly_like_a_missing_one(
     assert theirs.close_code == missing.close_code == 4404
 
 
+def test_a_socket_path_that_names_nothing_is_closed_as_not_found(daphne_server, owner_key):
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": f"Bearer {owner_key}"}
+    closes = []
+    for path in ("/ws/jobs/not-a-job-id/", "/ws/jobs//", "/ws/nothing/"):
+        with connect(f"{daphne_server.ws_url}{path}", additional_headers=headers) as ws:
+            closes.append(watch_socket(ws, timeout=10).close_code)
+
+    assert closes == [4404, 4404, 4404]
+
+
 def test_a_socket_without_credentials_is_refused(daphne_server, owner, streaming_model):
     job = _submit(owner)
 
