@@ -203,5 +203,7 @@ def _finish(
         output_json=output_json,
         error_code=error_code,
         error_message=error_message,
+        owner_id=job.owner_id,
+        has_webhook=hasattr(job, "webhook"),  # job_start loaded it (a LEFT JOIN)
     )
     return status if finished else None
