@@ -32,6 +32,7 @@ class _Compiled:
     sql: str
     params: tuple
     value_index: int
+    prepare: Callable[[Any], Any]  # the looked-up field's conversion for this database (a UUID's hex on SQLite)
     model_fields: slice
     init_list: list[str]
     related_populators: list
@@ -40,16 +41,18 @@ class _Compiled:
 class PrecompiledLookup(Generic[M]):
     """`lookup(value)` is `queryset_for(value).first()` for a lookup on a unique value."""
 
-    def __init__(self, queryset_for: Callable[[str], QuerySet[M]]):
+    def __init__(self, queryset_for: Callable[[Any], QuerySet[M]], placeholder: Any = _PLACEHOLDER):
+        """`placeholder`: a value the field accepts and no real lookup uses (a UUID field refuses a string)."""
         self._queryset_for = queryset_for
+        self._placeholder = placeholder
         self._per_thread = threading.local()
 
-    def __call__(self, value: str) -> M | None:
+    def __call__(self, value: Any) -> M | None:
         compiled = getattr(self._per_thread, "compiled", None)
         if compiled is None:
             compiled = self._per_thread.compiled = self._compile()
         params = list(compiled.params)
-        params[compiled.value_index] = value
+        params[compiled.value_index] = compiled.prepare(value)
         with connections[compiled.compiler.using].cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchmany(1)
@@ -63,10 +66,19 @@ class PrecompiledLookup(Generic[M]):
         return None
 
     def _compile(self) -> _Compiled:
-        queryset = self._queryset_for(_PLACEHOLDER)[:1]
+        queryset = self._queryset_for(self._placeholder)[:1]
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
-        if list(params).count(_PLACEHOLDER) != 1:
+        lookups = [child for child in queryset.query.where.children if getattr(child, "rhs", None) == self._placeholder]
+        if len(lookups) != 1:
+            raise ValueError("a precompiled lookup filters on its value exactly once")
+        field, connection = lookups[0].lhs.output_field, connections[queryset.db]
+
+        def prepare(value: Any) -> Any:
+            return field.get_db_prep_value(value, connection, prepared=False)
+
+        placeholder = prepare(self._placeholder)
+        if list(params).count(placeholder) != 1:
             raise ValueError("a precompiled lookup filters on its value exactly once")
         select, klass_info = compiler.select, compiler.klass_info
         first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
@@ -74,7 +86,8 @@ class PrecompiledLookup(Generic[M]):
             compiler=compiler,
             sql=sql,
             params=tuple(params),
-            value_index=list(params).index(_PLACEHOLDER),
+            value_index=list(params).index(placeholder),
+            prepare=prepare,
             model_fields=slice(first, last),
             init_list=[column[0].target.attname for column in select[first:last]],
             related_populators=get_related_populators(klass_info, select, queryset.db),

@@ -49,6 +49,17 @@ def job_get_for_user(*, user: User, job_id: str | uuid.UUID) -> Job:
     return job
 
 
+# Every job a worker starts is loaded with its model and webhook; the nil UUID names no job.
+_job_to_run = PrecompiledLookup(
+    lambda job_id: Job.objects.select_related("model", "webhook").filter(id=job_id), placeholder=uuid.UUID(int=0)
+)
+
+
+def job_get_to_run(*, job_id: str | uuid.UUID) -> Job | None:
+    """A job with its model and its webhook if it has one (a LEFT JOIN: most have none)."""
+    return _job_to_run(job_id)
+
+
 def jobs_finished_among(*, job_ids: list[str]) -> set[str]:
     """Which of these jobs have finished (as strings)."""
     finished = Job.objects.filter(id__in=job_ids, status__in=TERMINAL_STATUSES).values_list("id", flat=True)

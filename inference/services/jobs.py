@@ -29,7 +29,7 @@ from inference import streams
 from inference.errors import Conflict, InvalidInput
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.queueing import enqueue_job
-from inference.selectors import ai_model_get_runnable
+from inference.selectors import ai_model_get_runnable, job_get_to_run
 from inference.services.events import visible_text
 from inference.validation import GENERATION_TASKS, InputError, ModelLimits, validate_job_input
 from webhooks.services import webhooks_on_job_event
@@ -189,8 +189,8 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
         if not (canceled.exists() and _cancel_settle(canceled, job_id=job_id, now=now)):
             _expire_if_overdue(job_id, now)
         return None
-    # The webhook comes along (a LEFT JOIN): most jobs have none, and need no query to learn it.
-    job = Job.objects.select_related("model", "webhook").get(id=job_id)
+    # The webhook comes along: most jobs have none, and need no query to learn it.
+    job = job_get_to_run(job_id=job_id)
     _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
     webhooks_on_job_event(job.id, "start", has_webhook=hasattr(job, "webhook"))
     return job

@@ -57,3 +57,39 @@ def test_a_model_lookup_decodes_json_fields_and_works_on_every_thread():
 
     with ThreadPoolExecutor(2) as threads:  # compiled once per thread, each on its own connection
         assert list(threads.map(on_a_thread, ["tiny", "none", "tiny"])) == ["tiny", None, "tiny"]
+
+
+def test_a_job_comes_with_its_model_and_its_webhook_or_none_as_the_orm_gives_them(owner, echo_model, settings):
+    from inference.models import Job
+    from inference.selectors import job_get_to_run
+    from inference.services.admission import job_create
+    from webhooks.services import WebhookRequest
+
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]  # the receiver need not exist: nothing is sent here
+    plain = job_create(user=owner, model="echo", input={"messages": [{"role": "user", "content": "a"}]})
+    hooked = job_create(
+        user=owner,
+        model="echo",
+        input={"messages": [{"role": "user", "content": "b"}]},
+        webhook=WebhookRequest(url="http://127.0.0.1:9/hook", events=("completed",)),
+    )
+
+    for job in (plain, hooked):
+        expected = Job.objects.select_related("model", "webhook").get(id=job.id)
+        with CaptureQueriesContext(connection) as queries:
+            found = job_get_to_run(job_id=str(job.id))
+            has_webhook, model = hasattr(found, "webhook"), found.model
+            webhook_fields = has_webhook and _fields(found.webhook)
+        assert len(queries) == 1
+        assert _fields(found) == _fields(expected)
+        assert _fields(model) == _fields(expected.model)
+        assert has_webhook == hasattr(expected, "webhook")
+        assert webhook_fields == (hasattr(expected, "webhook") and _fields(expected.webhook))
+    assert (
+        hasattr(job_get_to_run(job_id=plain.id), "webhook"),
+        hasattr(job_get_to_run(job_id=hooked.id), "webhook"),
+    ) == (
+        False,
+        True,
+    )
+    assert job_get_to_run(job_id="00000000-0000-4000-8000-000000000000") is None
