@@ -40,6 +40,7 @@ PING_SECONDS = 10
 # How long a new watcher waits for Redis to confirm its subscription.
 SUBSCRIBE_TIMEOUT_SECONDS = 10
 RECONNECT_DELAY_SECONDS = 0.5
+RECONNECT_MAX_DELAY_SECONDS = 5
 
 
 class Inbox:
@@ -142,6 +143,7 @@ class LogTail:
         self._confirmations: dict[str, asyncio.Future] = {}
         self._connection: _Connection | None = None
         self._runner: asyncio.Task | None = None
+        self._unreachable = False  # the last try to connect failed
 
     @contextlib.asynccontextmanager
     async def follow(self, job_id: Any) -> AsyncIterator[Inbox]:
@@ -155,6 +157,8 @@ class LogTail:
         watchers = self._inboxes.setdefault(channel, set())
         watchers.add(inbox)
         try:
+            if self._unreachable:  # fail now, as a read of the log would, not after SUBSCRIBE_TIMEOUT
+                raise ConnectionError("Redis is unreachable: the job's log cannot be followed")
             confirmed = self._confirmations.get(channel)
             if confirmed is None:
                 confirmed = self._confirmations[channel] = asyncio.get_running_loop().create_future()
@@ -176,23 +180,29 @@ class LogTail:
 
     async def _run(self) -> None:
         """Keep the connection up: connect, subscribe every followed log, ping while idle, reconnect."""
+        failures = 0
         while True:
             try:
                 self._connection = await self._connect()
+                failures, self._unreachable = 0, False
                 if self._inboxes:
                     self._connection.send("SUBSCRIBE", *self._inboxes)
                 await self._keep_alive(self._connection)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("job log subscription failed; reconnecting", exc_info=True)
+                # Said once per outage, not at every try while Redis stays away.
+                log = logger.warning if failures == 0 else logger.debug
+                log("job log subscription failed; reconnecting", exc_info=True)
+                failures += 1
+                self._unreachable = self._connection is None  # connecting failed, not a live connection
             finally:
                 if self._connection is not None and self._connection.transport is not None:
                     self._connection.transport.abort()
                 self._connection = None
             # What Redis published while the connection was down is lost: every watcher reads the log.
             self._all_stale()
-            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            await asyncio.sleep(min(RECONNECT_DELAY_SECONDS * 2 ** max(failures - 1, 0), RECONNECT_MAX_DELAY_SECONDS))
 
     async def _connect(self) -> _Connection:
         options = parse_url(settings.REDIS_URL)

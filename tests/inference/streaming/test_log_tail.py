@@ -5,6 +5,7 @@ a subscription that dropped) it must be told to read from the log.
 """
 
 import asyncio
+import time
 import uuid
 
 from inference import log_tail, streams
@@ -106,3 +107,25 @@ def test_a_watcher_that_fell_behind_by_more_than_its_inbox_still_gets_every_even
 
     received = asyncio.run(scenario())
     assert [event.seq for event in received] == list(range(1, appended + 3))
+
+
+def test_following_while_redis_is_unreachable_fails_at_once_after_the_first_try(settings, monkeypatch):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    monkeypatch.setattr(log_tail, "SUBSCRIBE_TIMEOUT_SECONDS", 1)
+
+    async def follow_once() -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            async with log_tail.log_tail().follow(uuid.uuid4()):
+                return "followed", time.monotonic() - started
+        except (TimeoutError, ConnectionError) as exc:
+            return type(exc).__name__, time.monotonic() - started
+
+    async def scenario():
+        first = await follow_once()  # waits for a subscription that cannot come
+        await asyncio.sleep(0.2)  # the connection has been refused by now
+        return first, await follow_once()
+
+    (first, _), (second, second_took) = asyncio.run(scenario())
+    assert (first, second) == ("TimeoutError", "ConnectionError")
+    assert second_took < 0.5
