@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +24,34 @@ from django.db import connections
 T = TypeVar("T")
 
 _executor: ThreadPoolExecutor | None = None
+_executor_threads = 0
 
 
 def _db_executor() -> ThreadPoolExecutor:
-    global _executor
+    global _executor, _executor_threads
     if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=settings.API_DB_THREADS, thread_name_prefix="djinn-db")
+        _executor_threads = settings.API_DB_THREADS
+        _executor = ThreadPoolExecutor(max_workers=_executor_threads, thread_name_prefix="djinn-db")
     return _executor
+
+
+def shutdown() -> None:
+    """Close every database thread's connections and stop the threads (the tests do, before they
+    drop their database: PostgreSQL refuses while a connection is open)."""
+    global _executor
+    executor, _executor = _executor, None
+    if executor is None:
+        return
+    # One task per thread: each waits until every thread holds one, then closes its own connections.
+    everyone = threading.Barrier(_executor_threads)
+
+    def close_this_threads_connections() -> None:
+        everyone.wait(timeout=5)
+        connections.close_all()
+
+    for _ in range(_executor_threads):
+        executor.submit(close_this_threads_connections)
+    executor.shutdown(wait=True)
 
 
 # With the pool (config/asgi.py) a database thread keeps its connection between pieces of work

@@ -23,6 +23,15 @@ def _clean_redis():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _database_threads_closed_before_the_database_is_dropped(django_db_setup):
+    """Tests that run consumers or async views in this process leave connections on db_threads."""
+    yield
+    from inference import db_threads
+
+    db_threads.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _flush_retries_deadlocks():
     """Retry the TRUNCATE that empties the database after a transactional test when it deadlocks.
 

@@ -8,6 +8,8 @@ import asyncio
 import time
 import uuid
 
+import pytest
+
 from inference import log_tail, streams
 from inference.services.events import READ_BATCH, job_events_follow_async
 
@@ -129,3 +131,30 @@ def test_following_while_redis_is_unreachable_fails_at_once_after_the_first_try(
     (first, _), (second, second_took) = asyncio.run(scenario())
     assert (first, second) == ("TimeoutError", "ConnectionError")
     assert second_took < 0.5
+
+
+@pytest.mark.django_db(transaction=True)  # the watchers ask on database threads of their own
+def test_silent_watchers_of_jobs_that_ended_without_a_done_in_their_log_end_with_the_stored_ones(owner, echo_model):
+    from inference.models import JobStatus
+    from inference.services.jobs import Usage, job_finish, job_start, job_submit
+
+    def finished_without_done(text: str):
+        job = job_submit(user=owner, model="echo", input={"messages": [{"role": "user", "content": text}]})
+        job_start(job_id=job.id, attempt=1, worker="w1")
+        job_finish(job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(1, 2), output_text=text)
+        streams.redis_client().delete(streams.log_key(job.id))  # as when the log expired
+        return job
+
+    jobs = [finished_without_done("first answer"), finished_without_done("second answer")]
+
+    async def follow(job) -> list:
+        return [event async for event in job_events_follow_async(job_id=job.id, poll_ms=50)]
+
+    async def scenario():
+        async with asyncio.timeout(10):  # both fall silent together: one query answers both
+            return await asyncio.gather(*(follow(job) for job in jobs))
+
+    first, second = asyncio.run(scenario())
+    assert [event.type for event in first] == [event.type for event in second] == ["status", "delta", "done"]
+    assert (first[1].data["text"], second[1].data["text"]) == ("first answer", "second answer")
+    assert first[-1].data["status"] == second[-1].data["status"] == "succeeded"
