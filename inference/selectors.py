@@ -37,14 +37,20 @@ def jobs_for_user(*, user: User) -> QuerySet[Job]:
     return Job.objects.filter(owner=user).select_related("model")
 
 
+# Every read of one job (the API, each websocket and SSE stream) finds it by id; the nil UUID names no job.
+_job_by_id = PrecompiledLookup(
+    lambda job_id: Job.objects.select_related("model").filter(id=job_id), placeholder=uuid.UUID(int=0)
+)
+
+
 def job_get_for_user(*, user: User, job_id: str | uuid.UUID) -> Job:
     """The user's job, or NotFound whether it is missing or someone else's."""
     try:
         job_uuid = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
     except ValueError:
         raise NotFound("No such job.", code="job_not_found") from None
-    job = jobs_for_user(user=user).filter(id=job_uuid).first()
-    if job is None:
+    job = _job_by_id(job_uuid)
+    if job is None or job.owner_id != user.pk:
         raise NotFound("No such job.", code="job_not_found")
     return job
 

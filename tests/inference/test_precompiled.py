@@ -93,3 +93,22 @@ def test_a_job_comes_with_its_model_and_its_webhook_or_none_as_the_orm_gives_the
         True,
     )
     assert job_get_to_run(job_id="00000000-0000-4000-8000-000000000000") is None
+
+
+def test_a_users_job_is_found_with_its_model_and_anyone_elses_looks_missing(owner, outsider, echo_model):
+    from inference.errors import NotFound
+    from inference.models import Job
+    from inference.selectors import job_get_for_user
+    from inference.services.admission import job_create
+
+    job = job_create(user=owner, model="echo", input={"messages": [{"role": "user", "content": "mine"}]})
+
+    with CaptureQueriesContext(connection) as queries:
+        found = job_get_for_user(user=owner, job_id=str(job.id))
+        model = found.model
+    assert len(queries) == 1
+    expected = Job.objects.select_related("model").get(id=job.id)
+    assert (_fields(found), _fields(model)) == (_fields(expected), _fields(expected.model))
+    for user, job_id in ((outsider, job.id), (owner, "00000000-0000-4000-8000-000000000000"), (owner, "nope")):
+        with pytest.raises(NotFound):
+            job_get_for_user(user=user, job_id=job_id)
