@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import ssl
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +27,7 @@ from django.conf import settings
 from redis.connection import SSLConnection, parse_url
 
 from inference import json_codec, streams
+from inference.event_loops import one_per_event_loop
 from inference.streams import Event
 
 logger = logging.getLogger(__name__)
@@ -275,13 +275,7 @@ def connection_name() -> str:
     return f"djinn-log-tail-{os.getpid()}"
 
 
-_tails: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LogTail] = weakref.WeakKeyDictionary()
-
-
+@one_per_event_loop
 def log_tail() -> LogTail:
-    """The running event loop's LogTail (a redis.asyncio connection is bound to its loop)."""
-    loop = asyncio.get_running_loop()
-    tail = _tails.get(loop)
-    if tail is None:
-        tail = _tails[loop] = LogTail()
-    return tail
+    """The running event loop's LogTail."""
+    return LogTail()

@@ -10,10 +10,8 @@ the live tails of watchers on daphne (log_tail.py).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -24,6 +22,7 @@ from django.conf import settings
 
 from inference import json_codec
 from inference.background import start_daemon
+from inference.event_loops import one_per_event_loop
 
 EVENT_TYPES = ("status", "delta", "progress", "error", "done")
 
@@ -165,24 +164,17 @@ def wait_events(job_id: Any, after: int, timeout_ms: int) -> list[Event]:
     return [_parse(entry_id, fields) for entry_id, fields in reply[0][1]]
 
 
-# Async readers for daphne: a redis.asyncio client is bound to the loop that made it.
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
-
-
+@one_per_event_loop
 def async_redis_client() -> redis.asyncio.Redis:
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        # Each user feed holds a connection while it blocks on XREAD; job watchers share one (log_tail.py).
-        client = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL,
-            decode_responses=True,
-            health_check_interval=30,
-            max_connections=MAX_CONNECTIONS,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-        )
-        _async_clients[loop] = client
-    return client
+    """The running event loop's client, for daphne's readers."""
+    # Each user feed holds a connection while it blocks on XREAD; job watchers share one (log_tail.py).
+    return redis.asyncio.Redis.from_url(
+        settings.REDIS_URL,
+        decode_responses=True,
+        health_check_interval=30,
+        max_connections=MAX_CONNECTIONS,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+    )
 
 
 async def aread_events(job_id: Any, after: int = 0, count: int | None = None) -> list[Event]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
 from inference import streams
 from inference.db_threads import run_db
+from inference.event_loops import one_per_event_loop
 from inference.log_tail import log_tail
 from inference.models import Job
 from inference.selectors import jobs_finished_among
@@ -187,16 +187,10 @@ class FinishedJobs:
                     answer.set_result(job_id in finished)
 
 
-_finished_jobs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, FinishedJobs] = weakref.WeakKeyDictionary()
-
-
+@one_per_event_loop
 def finished_jobs() -> FinishedJobs:
     """The running event loop's FinishedJobs."""
-    loop = asyncio.get_running_loop()
-    checker = _finished_jobs.get(loop)
-    if checker is None:
-        checker = _finished_jobs[loop] = FinishedJobs()
-    return checker
+    return FinishedJobs()
 
 
 def visible_text(events: list[Event]) -> str:
