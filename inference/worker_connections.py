@@ -22,6 +22,12 @@ from django.db import close_old_connections, connections
 _one_task_at_a_time = False
 
 
+def one_task_at_a_time() -> bool:
+    """Whether this process runs its tasks one after another on one thread (a prefork child):
+    it keeps its database connection between tasks, as Django does between requests."""
+    return _one_task_at_a_time
+
+
 @worker_process_init.connect
 def _on_pool_process_start(**kwargs) -> None:
     global _one_task_at_a_time

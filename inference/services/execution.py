@@ -9,7 +9,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django import db
 
-from inference import streams
+from inference import streams, worker_connections
 from inference.backends import Backend, BackendError
 from inference.lease import Lease
 from inference.loaded_models import backend_for
@@ -20,8 +20,9 @@ from inference.services.jobs import Usage, job_finish, job_mark_first_token, job
 
 logger = logging.getLogger(__name__)
 
-# A short answer keeps its database connection for its last write; a long stream gives it back
-# after this long, so thousands of streaming jobs never hold thousands of connections.
+# In a thread pool, a short answer keeps its database connection for its last write and a long
+# stream gives it back after this long, so thousands of streaming jobs never hold thousands of
+# connections.
 HOLD_CONNECTION_SECONDS = 1.0
 
 
@@ -32,6 +33,17 @@ def _connection_pooled() -> bool:
     hundred threads that each held one would keep the others waiting for the pool.
     """
     return bool(db.connection.settings_dict.get("OPTIONS", {}).get("pool"))
+
+
+def _connection_hold_seconds() -> float | None:
+    """How long a stream keeps its database connection after its first token; None: to its end."""
+    if _connection_pooled():
+        return 0.0
+    if worker_connections.one_task_at_a_time():
+        # A prefork child keeps its connection between jobs anyway: giving it back mid-stream
+        # only made the job reconnect (3-5 ms) to store its result.
+        return None
+    return HOLD_CONNECTION_SECONDS
 
 
 class _Interrupted(Exception):
@@ -113,8 +125,8 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
     shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
     resuming = bool(shown)
     generated = ""
-    hold_connection = 0.0 if _connection_pooled() else HOLD_CONNECTION_SECONDS
-    release_connection_at = 0.0
+    hold_connection = _connection_hold_seconds()
+    release_connection_at = 0.0  # 0: nothing to give back
     try:
         for token in backend.stream(job.input, lease.should_stop):
             first = not tokens
@@ -124,7 +136,7 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
                 if shown.startswith(generated):
                     if first:
                         job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
-                        release_connection_at = time.monotonic() + hold_connection
+                        release_connection_at = _release_at(hold_connection)
                     continue
                 resuming = False
                 if generated.startswith(shown):
@@ -135,7 +147,7 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
             sender.add(token)
             if first:  # after the delta is out: watchers should not wait for this write
                 job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
-                release_connection_at = time.monotonic() + hold_connection
+                release_connection_at = _release_at(hold_connection)
             elif release_connection_at and time.monotonic() >= release_connection_at:
                 # A stream can last minutes: it should not hold a database connection meanwhile.
                 db.connection.close()
@@ -155,6 +167,10 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
     if lease.lost.is_set():
         raise _Interrupted
     return generated
+
+
+def _release_at(hold_seconds: float | None) -> float:
+    return 0.0 if hold_seconds is None else time.monotonic() + hold_seconds
 
 
 def _send_restart(job: Job, log: JobLog) -> None:

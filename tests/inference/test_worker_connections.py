@@ -13,8 +13,8 @@ from tests.support.processes import WorkerProcess, wait_for
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
-def _run(owner) -> Job:
-    job = job_submit(user=owner, model="reuse-echo", input={"messages": [{"role": "user", "content": "hi there"}]})
+def _run(owner, model: str = "reuse-echo") -> Job:
+    job = job_submit(user=owner, model=model, input={"messages": [{"role": "user", "content": "hi there"}]})
     assert finished(job, timeout=30).status == JobStatus.SUCCEEDED
     return job
 
@@ -31,6 +31,14 @@ def _backends(application_name: str) -> list[tuple[int, object]]:
 def test_a_prefork_child_reuses_its_connection_across_jobs_and_replaces_a_dropped_one(worker_env, owner):
     queue = f"reuse-{uuid.uuid4().hex[:8]}"
     AIModel.objects.create(slug="reuse-echo", display_name="Echo", task="chat", backend="echo", queue=queue)
+    AIModel.objects.create(
+        slug="reuse-slow",
+        display_name="Slow",
+        task="chat",
+        backend="echo",
+        queue=queue,
+        config={"tokens": 30, "tokens_per_second": 20},  # a stream of 1.5 s
+    )
     application = f"djinn-test-{queue}"
     env = {
         **worker_env,
@@ -47,6 +55,10 @@ def test_a_prefork_child_reuses_its_connection_across_jobs_and_replaces_a_droppe
         # Celery alone closes it after every task: each job would connect again before its first token.
         assert _backends(application) == [kept]
         assert kept[1] < second.created_at
+
+        # Nor does a long stream give it back midway, only to connect again to store its result.
+        assert _run(owner, "reuse-slow").completion_tokens == 30
+        assert _backends(application) == [kept]
 
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [kept[0]])
