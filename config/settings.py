@@ -190,7 +190,8 @@ JOB_TIME_LIMIT_SECONDS = env.int("JOB_TIME_LIMIT_SECONDS", 1800, min_value=1)
 
 EVENT_LOG_MAX_EVENTS = env.int("EVENT_LOG_MAX_EVENTS", 20000, min_value=100)
 EVENT_LOG_TTL_SECONDS = env.int("EVENT_LOG_TTL_SECONDS", 3600, min_value=10)
-STREAM_COALESCE_MS = env.int("STREAM_COALESCE_MS", 30, min_value=0, max_value=1000)
+# A fast stream's tokens go out together at most once per window; a slow one's each at once (streams.DeltaBuffer).
+STREAM_COALESCE_MS = env.int("STREAM_COALESCE_MS", 50, min_value=0, max_value=1000)
 STREAM_COALESCE_TOKENS = env.int("STREAM_COALESCE_TOKENS", 16, min_value=1, max_value=1024)
 
 # ------------------------------------------------------------------------------

@@ -241,24 +241,28 @@ def cancel_requested(job_id: Any) -> bool:
 
 
 class DeltaBuffer:
-    """Coalesces tokens into deltas: one per STREAM_COALESCE_MS or STREAM_COALESCE_TOKENS.
+    """Coalesces tokens into deltas: at most one per STREAM_COALESCE_MS, or STREAM_COALESCE_TOKENS.
 
-    The first token goes out at once (time to first token matters most);
-    `flush()` must be called at the end to send the rest.
+    The first token goes out at once (time to first token matters most), and so does any token
+    after which no other is expected before the window closes: a stream slower than the window
+    sends every token as it comes, since holding one would only delay it. The next gap is
+    expected to be the last one. `flush()` must be called at the end to send the rest.
     """
 
-    def __init__(self, max_tokens: int | None = None, max_delay_ms: int | None = None):
+    def __init__(self, max_tokens: int | None = None, max_delay_ms: int | None = None, clock=time.monotonic):
         self.max_tokens = max_tokens or settings.STREAM_COALESCE_TOKENS
         self.max_delay = (settings.STREAM_COALESCE_MS if max_delay_ms is None else max_delay_ms) / 1000
+        self._clock = clock
         self._pending: list[str] = []
-        self._last_flush = 0.0
+        self._last_flush = float("-inf")
+        self._last_token = float("-inf")
 
     def add(self, token: str) -> str | None:
         """Buffer a token; returns the text to send when it is time to send."""
         self._pending.append(token)
-        now = time.monotonic()
-        if len(self._pending) >= self.max_tokens or now - self._last_flush >= self.max_delay:
-            self._last_flush = now
+        now = self._clock()
+        expected_gap, self._last_token = now - self._last_token, now
+        if len(self._pending) >= self.max_tokens or now + expected_gap >= self._last_flush + self.max_delay:
             return self.flush()
         return None
 
@@ -267,7 +271,7 @@ class DeltaBuffer:
             return None
         text = "".join(self._pending)
         self._pending.clear()
-        self._last_flush = time.monotonic()
+        self._last_flush = self._clock()
         return text
 
     @property
@@ -276,7 +280,7 @@ class DeltaBuffer:
 
     def due_in(self) -> float:
         """Seconds until the held tokens are due, however long the next one takes."""
-        return self._last_flush + self.max_delay - time.monotonic()
+        return self._last_flush + self.max_delay - self._clock()
 
 
 class DeltaSender:
