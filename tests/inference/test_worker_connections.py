@@ -28,17 +28,14 @@ def _backends(application_name: str) -> list[tuple[int, object]]:
         return cursor.fetchall()
 
 
+def _echo_model(slug: str, queue: str, **config) -> AIModel:
+    return AIModel.objects.create(slug=slug, display_name=slug, task="chat", backend="echo", queue=queue, config=config)
+
+
 def test_a_prefork_child_reuses_its_connection_across_jobs_and_replaces_a_dropped_one(worker_env, owner):
     queue = f"reuse-{uuid.uuid4().hex[:8]}"
-    AIModel.objects.create(slug="reuse-echo", display_name="Echo", task="chat", backend="echo", queue=queue)
-    AIModel.objects.create(
-        slug="reuse-slow",
-        display_name="Slow",
-        task="chat",
-        backend="echo",
-        queue=queue,
-        config={"tokens": 30, "tokens_per_second": 20},  # a stream of 1.5 s
-    )
+    _echo_model("reuse-echo", queue)
+    _echo_model("reuse-slow", queue, tokens=30, tokens_per_second=20)  # a stream of 1.5 s
     application = f"djinn-test-{queue}"
     env = {
         **worker_env,
@@ -72,7 +69,7 @@ def test_a_prefork_child_reuses_its_connection_across_jobs_and_replaces_a_droppe
 
 def test_a_job_the_database_refused_to_start_is_tried_again_and_runs(worker_env, owner):
     queue = f"refused-{uuid.uuid4().hex[:8]}"
-    AIModel.objects.create(slug="reuse-echo", display_name="Echo", task="chat", backend="echo", queue=queue)
+    _echo_model("reuse-echo", queue)
     role = f"djinn_{queue.replace('-', '_')}"  # does not exist yet: every connect is refused
     scheme, rest = worker_env["DATABASE_URL"].split("://", 1)
     env = {**worker_env, "DATABASE_URL": f"{scheme}://{role}@{rest.split('@', 1)[-1]}"}
@@ -96,14 +93,7 @@ def test_a_job_the_database_refused_to_start_is_tried_again_and_runs(worker_env,
 
 def test_a_thread_pool_worker_runs_many_jobs_at_once_on_a_few_pooled_connections(worker_env, owner):
     queue = f"pooled-{uuid.uuid4().hex[:8]}"
-    AIModel.objects.create(
-        slug="reuse-echo",
-        display_name="Echo",
-        task="chat",
-        backend="echo",
-        queue=queue,
-        config={"tokens_per_second": 20},  # about a second each: the jobs overlap
-    )
+    _echo_model("reuse-echo", queue, tokens_per_second=20)  # about a second each: the jobs overlap
     application = f"djinn-test-{queue}"
     env = {
         **worker_env,
