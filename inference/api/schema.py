@@ -20,6 +20,7 @@ _DESCRIPTIONS = {
     503: "No worker could take the job in time, a model is unavailable, or the service briefly cannot queue work.",
     504: "The job did not finish in time.",
 }
+JOB_ID_HEADER = "X-Djinn-Job-Id"  # names the job a streamed answer comes from
 RETRY_AFTER = {429: "Seconds to wait before trying again.", 503: "Seconds to wait before trying again."}
 
 READ = (401, 403)

@@ -36,6 +36,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean, and only that: "true" and 1 are not true."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 def query_data(request, *, repeatable: tuple[str, ...] = ()) -> dict[str, Any]:
     """Query parameters for a serializer: a repeated parameter stays a list, so a field that takes
     one value refuses it instead of silently keeping the last; `repeatable` ones may also be comma-separated.
@@ -88,6 +97,12 @@ class JobCreateInput(StrictSerializer):
     model = StrictCharField(max_length=100, help_text="A model's slug (see GET /api/v1/models).")
     input = serializers.DictField(help_text="The task's input; its JSON Schema is on GET /api/v1/models/{slug}.")
     webhook = WebhookInput(required=False)
+    stream = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="Answer with the job's events as Server-Sent Events, as GET /api/v1/jobs/{id}/events sends them, "
+        "instead of the job: one request from submit to the last token.",
+    )
 
 
 class JobListFilters(serializers.Serializer):

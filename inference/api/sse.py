@@ -35,6 +35,14 @@ def _resume_point(request: HttpRequest) -> int | None:
     return resume_point(raw)
 
 
+def event_stream_response(job_id, after: int = 0) -> StreamingHttpResponse:
+    """A job's events after `after`, as they come, until `done`."""
+    response = StreamingHttpResponse(_frames(job_id, after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
+    return response
+
+
 async def _frames(job_id, after: int) -> AsyncIterator[bytes]:
     yield f"retry: {RECONNECT_MS}\n\n".encode()
     silent = 0
@@ -66,7 +74,4 @@ async def job_events(request: HttpRequest, job_id: str) -> HttpResponse:
         job = await run_db(job_get_for_user, user=user, job_id=job_id)
     except NotFound as exc:
         return _error(404, exc.code, exc.message)
-    response = StreamingHttpResponse(_frames(job.id, after), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
-    return response
+    return event_stream_response(job.id, after)

@@ -7,6 +7,9 @@ canceling are plain DRF views.
 from __future__ import annotations
 
 from django.db.models import Q
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -16,7 +19,7 @@ from rest_framework.views import APIView
 from inference.api.asyncview import AsyncAPIView, authenticates_itself, run_db
 from inference.api.idempotency import idempotency_key
 from inference.api.pagination import page
-from inference.api.schema import IDEMPOTENCY_KEY, RETRY_AFTER, WRITE, errors
+from inference.api.schema import IDEMPOTENCY_KEY, JOB_ID_HEADER, RETRY_AFTER, WRITE, errors
 from inference.api.serializers import (
     JobCreateInput,
     JobListFilters,
@@ -25,8 +28,9 @@ from inference.api.serializers import (
     job_representation,
     query_data,
 )
+from inference.api.sse import event_stream_response
 from inference.api.waiting import job_wait_finished, preferred_wait
-from inference.models import JobClient
+from inference.models import Job, JobClient
 from inference.selectors import job_get_for_user, jobs_for_user
 from inference.services.admission import job_create
 from inference.services.jobs import job_cancel
@@ -42,18 +46,25 @@ PREFER = OpenApiParameter(
 PREFERENCE_APPLIED = OpenApiParameter(
     "Preference-Applied", str, OpenApiParameter.HEADER, response=[200, 202], description="`wait=N` when it waited."
 )
+STREAMED = (
+    "With `stream: true`: the job's events as they come (`id: <seq>`, `event: <type>`, "
+    "`data: {seq, type, attempt, data}`, ending with `done`), as GET /api/v1/jobs/{id}/events sends them. "
+    "`Location` and `X-Djinn-Job-Id` name the job; after a dropped connection, resume on its events URL "
+    "with `Last-Event-ID`."
+)
 RETRY_AFTER_HEADER = OpenApiParameter(
     "Retry-After", int, OpenApiParameter.HEADER, response=[429, 503], description=RETRY_AFTER[429]
 )
 
 
-def _submit(request: Request):
+def _submit(request: Request) -> tuple[bool, Job]:
+    """Validate and create the job; also whether its events were asked for instead of the job."""
     payload = JobCreateInput(data=request.data)
     payload.is_valid(raise_exception=True)
     payload = payload.validated_data
     hook = payload.get("webhook")
     webhook = WebhookRequest(url=hook["url"], events=tuple(hook["events"])) if hook else None
-    return job_create(
+    return payload["stream"], job_create(
         user=request.user,
         model=payload["model"],
         input=payload["input"],
@@ -63,22 +74,35 @@ def _submit(request: Request):
     )
 
 
+def _streamed(job: Job, request: Request) -> StreamingHttpResponse:
+    response = event_stream_response(job.id)
+    response["Location"] = request.build_absolute_uri(reverse("api:job-detail", kwargs={"job_id": job.id}))
+    response[JOB_ID_HEADER] = str(job.id)
+    return response
+
+
 class JobListCreateView(AsyncAPIView):
     @extend_schema(
         operation_id="jobs_create",
         summary="Submit a job",
+        description=STREAMED,
         request=JobCreateInput,
         parameters=[IDEMPOTENCY_KEY, PREFER, PREFERENCE_APPLIED, RETRY_AFTER_HEADER],
         responses={
             202: OpenApiResponse(JobOutput, description="Queued; follow it at urls.events or urls.websocket."),
-            200: OpenApiResponse(JobOutput, description="Finished within the `Prefer: wait=N` it asked for."),
+            (200, "application/json"): OpenApiResponse(
+                JobOutput, description="Finished within the `Prefer: wait=N` it asked for."
+            ),
+            (200, "text/event-stream"): OpenApiResponse(OpenApiTypes.STR, description=STREAMED),
             **errors(*WRITE, 404, 409, 422, 429, 503),
         },
         tags=["jobs"],
     )
     @authenticates_itself
-    async def post(self, request: Request) -> Response:
-        job = await self.run_db_authenticated(_submit, request)
+    async def post(self, request: Request) -> Response | StreamingHttpResponse:
+        streamed, job = await self.run_db_authenticated(_submit, request)
+        if streamed:
+            return _streamed(job, request)  # `Prefer: wait` has nothing to add: every event comes as it happens
         wait = preferred_wait(request.headers.get("Prefer"))
         headers = {}
         if wait is not None:

@@ -22,7 +22,7 @@ from inference import json_codec
 from inference.api.asyncview import AsyncAPIView, authenticates_itself, run_db
 from inference.api.errors import error_body
 from inference.api.idempotency import idempotency_key
-from inference.api.schema import IDEMPOTENCY_KEY, WRITE, errors
+from inference.api.schema import IDEMPOTENCY_KEY, JOB_ID_HEADER, WRITE, errors
 from inference.api.waiting import job_wait_finished
 from inference.errors import DjinnError, InvalidInput, ModelNotFound
 from inference.models import AIModel, Job, JobClient, JobStatus
@@ -43,7 +43,6 @@ from inference.services.admission import job_create
 from inference.services.events import job_events_follow_async
 from inference.services.jobs import job_cancel
 
-JOB_HEADER = "X-Djinn-Job-Id"
 NO_WORKER_RETRY_AFTER = 5
 STREAMED = "Streamed as Server-Sent Events (`data: {chunk}` ... `data: [DONE]`) when `stream` is true."
 
@@ -142,13 +141,13 @@ class _GenerationView(AsyncAPIView):
             response = StreamingHttpResponse(self._stream(job, include_usage), content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
-            response[JOB_HEADER] = str(job.id)
+            response[JOB_ID_HEADER] = str(job.id)
             return response
         job = await self._wait(job)
         problem = _outcome_error(job)
         if problem is not None:
             raise problem
-        return Response(self.answer(job, body), headers={JOB_HEADER: str(job.id)})
+        return Response(self.answer(job, body), headers={JOB_ID_HEADER: str(job.id)})
 
     def _submit(self, request: Request) -> tuple[Any, Job]:
         body = parse(self.request_model, request.data)

@@ -61,20 +61,33 @@ def watch_sse(
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     params = {} if after is None else {"after": after}
-    watch = Watch()
     url = f"{server.url}/api/v1/jobs/{job_id}/events"
     with httpx.stream("GET", url, headers=headers, params=params, timeout=30) as response:
-        if response.status_code != 200:
-            response.read()
-            watch.events.append(response.json())
-            return response.status_code, watch
-        data_lines: list[str] = []
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                data_lines.append(line.removeprefix("data: "))
-            elif line == "" and data_lines:
-                watch.events.append(json.loads("\n".join(data_lines)))
-                data_lines = []
-                if limit is not None and len(watch.events) >= limit:
-                    break
-        return 200, watch
+        return response.status_code, read_sse(response, limit)
+
+
+def submit_streamed(server, key: str, body: dict, headers: dict | None = None) -> tuple[httpx.Response, Watch]:
+    """POST /api/v1/jobs with `stream: true`: the response (headers only), and the events it streamed."""
+    headers = {"Authorization": f"Bearer {key}", **(headers or {})}
+    url = f"{server.url}/api/v1/jobs"
+    with httpx.stream("POST", url, headers=headers, json={**body, "stream": True}, timeout=30) as response:
+        return response, read_sse(response)
+
+
+def read_sse(response: httpx.Response, limit: int | None = None) -> Watch:
+    """The events of an SSE response; for any other answer, its JSON body as the only event."""
+    watch = Watch()
+    if response.status_code != 200:
+        response.read()
+        watch.events.append(response.json())
+        return watch
+    data_lines: list[str] = []
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            data_lines.append(line.removeprefix("data: "))
+        elif line == "" and data_lines:
+            watch.events.append(json.loads("\n".join(data_lines)))
+            data_lines = []
+            if limit is not None and len(watch.events) >= limit:
+                break
+    return watch

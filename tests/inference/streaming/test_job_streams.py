@@ -4,6 +4,7 @@ import random
 import re
 import uuid
 
+import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
@@ -11,7 +12,7 @@ from inference import streams
 from inference.models import AIModel, Job, JobStatus
 from inference.services.jobs import job_submit
 from tests.support.processes import wait_for
-from tests.support.watchers import open_job_socket, watch_job, watch_socket, watch_sse
+from tests.support.watchers import open_job_socket, submit_streamed, watch_job, watch_socket, watch_sse
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -213,6 +214,68 @@ def test_sse_sends_the_same_events_and_resumes_from_last_event_id(
     assert sse.events == websocket
     assert resumed.events == websocket[3:]
     assert from_query.events == websocket[5:]
+
+
+CHAT_BODY = {"model": "stream-echo", "input": {"messages": [{"role": "user", "content": WORDS}]}}
+
+
+def test_a_streamed_submit_answers_with_every_event_of_the_job_it_created(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    response, streamed = submit_streamed(daphne_server, owner_key, CHAT_BODY)
+
+    job = Job.objects.get(owner=owner)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-djinn-job-id"] == str(job.id)
+    assert response.headers["location"] == f"{daphne_server.url}/api/v1/jobs/{job.id}"
+    assert streamed.seqs == list(range(1, len(streamed.events) + 1))
+    assert streamed.events[-1]["data"]["status"] == JobStatus.SUCCEEDED
+    assert streamed.text == job.output_text != ""
+    assert streamed.events == watch_job(daphne_server, job.id, owner_key).events  # what any watcher gets
+
+
+def test_a_streamed_submit_retried_with_its_idempotency_key_streams_the_same_job(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    key = {"Idempotency-Key": "retry-after-a-dropped-connection"}
+    first, first_events = submit_streamed(daphne_server, owner_key, CHAT_BODY, headers=key)
+    again, again_events = submit_streamed(daphne_server, owner_key, CHAT_BODY, headers=key)
+
+    assert Job.objects.filter(owner=owner).count() == 1
+    assert again.headers["x-djinn-job-id"] == first.headers["x-djinn-job-id"]
+    assert again_events.events == first_events.events
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ({**CHAT_BODY, "stream": "true"}, 400, "invalid", "stream"),
+        ({**CHAT_BODY, "stream": 1}, 400, "invalid", "stream"),
+        ({**CHAT_BODY, "model": "no-such-model"}, 404, "model_not_found", "model"),
+        ({**CHAT_BODY, "input": {"messages": []}}, 422, "too_short", "messages"),
+    ],
+)
+def test_a_streamed_submit_of_bad_input_is_refused_in_json_and_creates_nothing(
+    daphne_server, owner, owner_key, streaming_model, body, status, code, param
+):
+    response = httpx.post(
+        f"{daphne_server.url}/api/v1/jobs",
+        json={"stream": True, **body},
+        headers={"Authorization": f"Bearer {owner_key}"},
+    )
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (code, param)
+    assert not Job.objects.exists()
+
+
+def test_a_streamed_submit_with_a_bad_key_is_refused_in_json(daphne_server, streaming_model):
+    response, answer = submit_streamed(daphne_server, "djn_nope_nope", CHAT_BODY)
+
+    assert (response.status_code, answer.events[0]["error"]["code"]) == (401, "invalid_api_key")
+    assert not Job.objects.exists()
 
 
 def test_sse_refuses_strangers_and_bad_positions(daphne_server, owner, owner_key, outsider_key, streaming_model):
