@@ -181,6 +181,7 @@ if JOB_LEASE_SECONDS <= 2 * JOB_HEARTBEAT_SECONDS:
         f"or a live worker can lose its job (got {JOB_LEASE_SECONDS} and {JOB_HEARTBEAT_SECONDS})."
     )
 JOB_REAPER_INTERVAL_SECONDS = env.float("JOB_REAPER_INTERVAL_SECONDS", 10.0, min_value=0.2)
+JOB_TOTALS_SEAL_INTERVAL_SECONDS = env.float("JOB_TOTALS_SEAL_INTERVAL_SECONDS", 300.0, min_value=1.0)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", 3, min_value=1, max_value=20)
 # A job that has not started this long after it was submitted expires.
 JOB_QUEUE_TIMEOUT_SECONDS = env.int("JOB_QUEUE_TIMEOUT_SECONDS", 3600, min_value=1)
@@ -234,6 +235,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inference.tasks.reap_jobs",
         "schedule": JOB_REAPER_INTERVAL_SECONDS,
         "options": {"expires": JOB_REAPER_INTERVAL_SECONDS},
+    },
+    # /metrics then reads only the jobs of the last few minutes, however long the history (ops/job_totals.py).
+    "seal-metrics-job-totals": {
+        "task": "ops.tasks.seal_job_totals",
+        "schedule": JOB_TOTALS_SEAL_INTERVAL_SECONDS,
+        "options": {"expires": JOB_TOTALS_SEAL_INTERVAL_SECONDS},
     },
 }
 

@@ -123,6 +123,8 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
             models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+            # /metrics reads the jobs that ended since its totals were last sealed (ops/job_totals.py).
+            models.Index(fields=["finished_at"], name="job_finished"),
             # Admission counts a user's queued and running jobs under their lock on every request:
             # this keeps that count to the few active jobs, however long the user's history.
             models.Index(

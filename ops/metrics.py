@@ -2,11 +2,11 @@
 
 Nothing is counted in process memory, so every web process answers the same
 and a restart loses nothing. Counters and histograms are totals over every
-job ever stored (one pass over the jobs table per scrape): a job is counted
-when it is created, and its latencies when it ends, so they only ever grow,
-as rate() and histogram_quantile() expect. Jobs are never deleted by the
-platform; deleting a user deletes their jobs, which Prometheus sees as a
-counter reset.
+job ever stored: a job is counted when it is created, and its status, tokens
+and latencies when it ends, so they only ever grow, as rate() and
+histogram_quantile() expect. The past comes sealed in one row, and a scrape
+reads only the jobs since (ops/job_totals.py), so its cost does not grow with
+the history.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import CollectorRegistry
 
-from inference.models import TERMINAL_STATUSES
 from ops import stats
+from ops.job_totals import job_totals_current
 from ops.websockets import websockets_open
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
@@ -41,18 +41,18 @@ class DjinnCollector:
         # Queued and running jobs are states, reported as the djinn_jobs_active gauge below.
         created = CounterMetricFamily("djinn_jobs_created", "Jobs created, by model.", labels=["model"])
         jobs = CounterMetricFamily("djinn_jobs", "Jobs that ended, by model and status.", labels=["model", "status"])
-        tokens = CounterMetricFamily("djinn_tokens", "Tokens counted by the platform.", labels=["model", "kind"])
-        per_model: dict[str, dict[str, int]] = {}
-        totals = stats.job_totals(latency_bounds=LATENCY_BUCKETS)
-        for row in totals:
-            figures = per_model.setdefault(row["model__slug"], {"created": 0, "prompt": 0, "completion": 0})
-            figures["created"] += row["n"]
+        tokens = CounterMetricFamily(
+            "djinn_tokens", "Tokens of the jobs that ended, by model.", labels=["model", "kind"]
+        )
+        totals = job_totals_current(latency_bounds=LATENCY_BUCKETS)
+        per_model = {model: {"prompt": 0, "completion": 0} for model in totals.created}
+        for row in totals.ended:
+            figures = per_model.setdefault(row["model__slug"], {"prompt": 0, "completion": 0})
             figures["prompt"] += row["prompt"] or 0
             figures["completion"] += row["completion"] or 0
-            if row["status"] in TERMINAL_STATUSES:
-                jobs.add_metric([row["model__slug"], row["status"]], row["n"])
+            jobs.add_metric([row["model__slug"], row["status"]], row["n"])
         for model, figures in sorted(per_model.items()):
-            created.add_metric([model], figures["created"])
+            created.add_metric([model], totals.created.get(model, 0))
             tokens.add_metric([model, "prompt"], figures["prompt"])
             tokens.add_metric([model, "completion"], figures["completion"])
         yield created
@@ -60,16 +60,22 @@ class DjinnCollector:
         yield tokens
 
         yield _histogram(
-            "djinn_job_queue_wait_seconds", "From creation to start, observed when the job ends.", totals, "queue_wait"
+            "djinn_job_queue_wait_seconds",
+            "From creation to start, observed when the job ends.",
+            totals.ended,
+            "queue_wait",
         )
         yield _histogram(
             "djinn_job_time_to_first_token_seconds",
             "From start to the first token, observed when the job ends.",
-            totals,
+            totals.ended,
             "ttft",
         )
         yield _histogram(
-            "djinn_job_duration_seconds", "From creation to the end, observed when the job ends.", totals, "duration"
+            "djinn_job_duration_seconds",
+            "From creation to the end, observed when the job ends.",
+            totals.ended,
+            "duration",
         )
 
         workers = stats.workers_or_empty()

@@ -27,3 +27,20 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_username or 'system'} {self.action} {self.target_type}:{self.target_id}"
+
+
+class JobTotalsSeal(models.Model):
+    """/metrics' job totals up to a point in time, kept in one row (ops/job_totals.py).
+
+    `created` counts the jobs created before `sealed_until` by model; `ended` sums the jobs that
+    ended before it by model and status (count, tokens, latency buckets made with `latency_bounds`).
+    One row, so a scrape reads the totals and their point in time at once.
+    """
+
+    sealed_until = models.DateTimeField(null=True, blank=True)
+    latency_bounds = models.JSONField(default=list)
+    created = models.JSONField(default=dict)
+    ended = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"job totals sealed until {self.sealed_until}"

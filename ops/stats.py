@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from inference import streams
@@ -250,13 +250,13 @@ LATENCIES = {
 }
 
 
-def job_totals(*, latency_bounds: tuple[float, ...] = ()) -> list[dict[str, Any]]:
-    """Jobs and tokens by model and status over all time, for /metrics' counters and histograms.
+def job_totals(*, jobs: QuerySet[Job] | None = None, latency_bounds: tuple[float, ...] = ()) -> list[dict[str, Any]]:
+    """Jobs and tokens by model and status (of `jobs`, or over all time), for /metrics' counters and histograms.
 
     With `latency_bounds`, each row also counts its finished jobs' latencies
     into cumulative buckets (`<name>_le` lists, one count per bound, then
-    `<name>_count` and `<name>_sum` in seconds) over all time, in the same
-    single pass: a finished job never changes, so every figure only grows.
+    `<name>_count` and `<name>_sum` in seconds), in the same single pass: a
+    finished job never changes, so every figure only grows.
     """
     finished = Q(finished_at__isnull=False)
     aliases, aggregates = {}, {}
@@ -272,7 +272,8 @@ def job_totals(*, latency_bounds: tuple[float, ...] = ()) -> list[dict[str, Any]
                 lte = {f"_{name}__lte": timedelta(seconds=bound)}
                 aggregates[f"{name}_le_{index}"] = Count("id", filter=observed & Q(**lte))
     rows = list(
-        Job.objects.alias(**aliases)
+        (Job.objects.all() if jobs is None else jobs)
+        .alias(**aliases)
         .values("model__slug", "status")
         .annotate(n=Count("id"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), **aggregates)
         .order_by()
@@ -286,3 +287,9 @@ def job_totals(*, latency_bounds: tuple[float, ...] = ()) -> list[dict[str, Any]
                 for index, bound in enumerate(latency_bounds)
             ]
     return rows
+
+
+def jobs_created_by_model(jobs: QuerySet[Job]) -> dict[str, int]:
+    """How many of `jobs` each model has."""
+    rows = jobs.values("model__slug").annotate(n=Count("id")).order_by()
+    return {row["model__slug"]: row["n"] for row in rows}

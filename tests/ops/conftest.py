@@ -1,5 +1,7 @@
 import pytest
 
+from tests.ops.scraping import TOKEN
+
 
 @pytest.fixture
 def operator(django_user_model):
@@ -19,3 +21,9 @@ def _fresh_dashboard_figures():
     from ops.stats import dashboard_cache_keys
 
     redis_client().delete(*dashboard_cache_keys())
+
+
+@pytest.fixture
+def metrics_token(settings):
+    settings.METRICS_TOKEN = TOKEN
+    return TOKEN

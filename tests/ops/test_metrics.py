@@ -4,30 +4,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from inference.models import Job, JobStatus
 from inference.services.jobs import job_submit
+from tests.ops.scraping import TOKEN, scrape
 from tests.support.processes import wait_for
-
-TOKEN = "scrape-me-1234"
-
-
-@pytest.fixture
-def metrics_token(settings):
-    settings.METRICS_TOKEN = TOKEN
-    return TOKEN
-
-
-def _scrape(client, **headers) -> dict:
-    response = client.get("/metrics", **headers)
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(response.content.decode()):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
 
 
 def _jobs(samples: dict, model: str, status: str) -> float:
@@ -40,7 +21,7 @@ def test_metrics_parse_as_prometheus_text_with_the_token(client, metrics_token, 
     done = job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": "bye"}]})
     Job.objects.filter(id=done.id).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
 
-    samples = _scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     assert samples[("djinn_jobs_created_total", (("model", "echo"),))] == 2
     # Only jobs that ended are counted by status; the queued one is a state, reported by djinn_jobs_active.
@@ -79,7 +60,7 @@ def test_histograms_count_every_finished_job_ever_in_cumulative_buckets(client, 
     _finished_job(owner, echo_model, created=now - timedelta(minutes=1), finished=0.04)  # canceled while queued
     job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": "not ended yet"}]})
 
-    samples = _scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     # Jobs from days ago still count: the histograms never shrink as time passes.
     assert samples[("djinn_job_queue_wait_seconds_count", ())] == 2
@@ -100,7 +81,7 @@ def test_histograms_count_every_finished_job_ever_in_cumulative_buckets(client, 
 
 @pytest.mark.django_db
 def test_a_staff_session_may_read_metrics(admin_client):
-    _scrape(admin_client)
+    scrape(admin_client)
 
 
 @pytest.mark.django_db
@@ -122,14 +103,14 @@ def test_an_empty_token_setting_opens_nothing(client, settings):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_counters_move_when_a_real_worker_runs_jobs(client, metrics_token, celery_worker, owner, echo_model):
-    before = _scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    before = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     jobs = [
         job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": f"count {n}"}]})
         for n in range(3)
     ]
     wait_for(lambda: all(Job.objects.get(id=job.id).is_finished for job in jobs), timeout=30, what="jobs to finish")
 
-    after = _scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    after = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     assert _jobs(after, "echo", "succeeded") - _jobs(before, "echo", "succeeded") == 3
     created = ("djinn_jobs_created_total", (("model", "echo"),))
