@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, one after another, each printing its table and saving JSON.
 
-.venv/bin/python bench/run.py [--quick] [streaming api models]
+.venv/bin/python bench/run.py [--quick] [streaming api models metrics]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "streaming": (["streaming.py"], ["--quick"]),
     "api": (["api.py"], ["--duration", "3", "--rounds", "1"]),
     "models": (["models.py"], []),
+    "metrics": (["metrics.py"], ["--quick"]),
 }
 
 
