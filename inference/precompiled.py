@@ -1,4 +1,4 @@
-"""Lookups on the hottest path compiled to SQL once, not at every call.
+"""Lookups and updates on the hottest path compiled to SQL once, not at every call.
 
 Every job request finds its API key (with the user and their plan) and its
 model by a unique value. The ORM compiles a queryset's SQL anew at each
@@ -8,6 +8,10 @@ thread, then only swaps the looked-up value into the parameters and builds
 the instances as Django's own ModelIterable does, `select_related` included.
 It relies on the ORM's compiler (Django 5.2 is pinned); the tests compare its
 results with the plain queryset's.
+
+`PrecompiledUpdate` does the same for an UPDATE a worker runs on every job
+(claiming it, marking its first token): building and compiling the queryset
+cost about 1.4 ms of the claim's 1.8 ms.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
+from django.db.models.sql import UpdateQuery
 
 M = TypeVar("M", bound=Model)
 
@@ -92,3 +97,70 @@ class PrecompiledLookup(Generic[M]):
             init_list=[column[0].target.attname for column in select[first:last]],
             related_populators=get_related_populators(klass_info, select, queryset.db),
         )
+
+
+@dataclass(frozen=True)
+class _CompiledUpdate:
+    using: str
+    sql: str
+    params: tuple
+    slots: dict[str, tuple[list[int], Callable[[Any], Any]]]  # each argument: where it goes, how it is prepared
+
+
+class PrecompiledUpdate:
+    """`update(**arguments)` runs `build(**arguments)`'s update, compiled once per thread; returns the rows changed.
+
+    `build` returns `(queryset, values)`, as for `queryset.update(**values)`. `placeholders` gives each
+    argument a value no real call uses, of a type its fields accept, and `fields` names a field per
+    argument that prepares it for the database (a UUID is hex on SQLite, a datetime is made aware).
+    """
+
+    def __init__(
+        self,
+        build: Callable[..., tuple[QuerySet, dict[str, Any]]],
+        *,
+        placeholders: dict[str, Any],
+        fields: dict[str, str],
+    ):
+        self._build = build
+        self._placeholders = placeholders
+        self._fields = fields
+        self._per_thread = threading.local()
+
+    def __call__(self, **arguments: Any) -> int:
+        compiled = getattr(self._per_thread, "compiled", None)
+        if compiled is None:
+            compiled = self._per_thread.compiled = self._compile()
+        params = list(compiled.params)
+        for name, (indexes, prepare) in compiled.slots.items():
+            prepared = prepare(arguments[name])
+            for index in indexes:
+                params[index] = prepared
+        with transaction.mark_for_rollback_on_error(compiled.using), connections[compiled.using].cursor() as cursor:
+            cursor.execute(compiled.sql, params)
+            return cursor.rowcount
+
+    def _compile(self) -> _CompiledUpdate:
+        queryset, values = self._build(**self._placeholders)
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(values)
+        query.annotations = {}
+        compiler = query.get_compiler(using=queryset.db)
+        if query.related_updates or compiler.query.get_meta().parents:
+            raise ValueError("a precompiled update changes one table")
+        sql, params = compiler.as_sql()
+        connection = connections[queryset.db]
+        slots = {}
+        for name, placeholder in self._placeholders.items():
+            field = queryset.model._meta.get_field(self._fields[name])
+
+            def prepare(value: Any, field=field) -> Any:
+                return field.get_db_prep_value(value, connection, prepared=False)
+
+            indexes = [index for index, param in enumerate(params) if param == prepare(placeholder)]
+            if not indexes:
+                raise ValueError(f"the update does not use its argument {name!r}")
+            slots[name] = (indexes, prepare)
+        if sum(len(indexes) for indexes, _ in slots.values()) != len({i for ix, _ in slots.values() for i in ix}):
+            raise ValueError("two arguments' placeholders are equal once prepared")
+        return _CompiledUpdate(using=queryset.db, sql=sql, params=tuple(params), slots=slots)

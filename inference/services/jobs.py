@@ -15,7 +15,7 @@ import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,7 @@ from accounts.models import User
 from inference import streams
 from inference.errors import Conflict, InvalidInput
 from inference.models import AIModel, Job, JobClient, JobStatus
+from inference.precompiled import PrecompiledUpdate
 from inference.queueing import enqueue_job
 from inference.selectors import ai_model_get_runnable, job_get_to_run
 from inference.services.events import visible_text
@@ -169,6 +170,36 @@ def _job_submit_idempotent(job: Job, model: AIModel) -> Job:
 # ------------------------------------------------------------------------------
 
 
+# Values no real call passes, standing in for the arguments while an update compiles (inference/precompiled.py).
+_ANY_JOB = {"job_id": uuid.UUID(int=0), "attempt": 32_123, "now": datetime(1901, 2, 3, 4, 5, 6, tzinfo=UTC)}
+_JOB_FIELDS = {"job_id": "id", "attempt": "attempt", "now": "heartbeat_at"}
+
+# Every job a worker runs is claimed, and its first token marked: both compiled once per thread.
+_claim = PrecompiledUpdate(
+    lambda job_id, attempt, now, worker: (
+        Job.objects.filter(
+            id=job_id, status=JobStatus.QUEUED, attempt=attempt, deadline_at__gt=now, cancel_requested_at__isnull=True
+        ),
+        {
+            "status": JobStatus.RUNNING,
+            "heartbeat_at": now,
+            "worker": worker,
+            "started_at": Coalesce(F("started_at"), Value(now)),  # the first attempt's start counts
+        },
+    ),
+    placeholders={**_ANY_JOB, "worker": "\x1fno-such-worker\x1f"},
+    fields={**_JOB_FIELDS, "worker": "worker"},
+)
+_mark_first_token = PrecompiledUpdate(
+    lambda job_id, attempt, now, prompt_tokens: (
+        Job.objects.filter(id=job_id, attempt=attempt, status=JobStatus.RUNNING),
+        {"first_token_at": now, "prompt_tokens": prompt_tokens},
+    ),
+    placeholders={**_ANY_JOB, "prompt_tokens": 987_654_321},
+    fields={**_JOB_FIELDS, "prompt_tokens": "prompt_tokens"},
+)
+
+
 def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
     """Claim attempt `attempt` of a queued job; None when it is not ours to run.
 
@@ -176,14 +207,9 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
     that never started before its queue deadline expires.
     """
     now = timezone.now()
-    queued = Job.objects.filter(id=job_id, status=JobStatus.QUEUED, attempt=attempt)
-    claimed = queued.filter(deadline_at__gt=now, cancel_requested_at__isnull=True).update(
-        status=JobStatus.RUNNING,
-        heartbeat_at=now,
-        worker=worker[:255],
-        started_at=Coalesce(F("started_at"), Value(now)),  # the first attempt's start counts
-    )
+    claimed = _claim(job_id=job_id, attempt=attempt, now=now, worker=worker[:255])
     if not claimed:
+        queued = Job.objects.filter(id=job_id, status=JobStatus.QUEUED, attempt=attempt)
         # Queued with a cancel request: an operator requeued a job whose cancel had not landed yet.
         canceled = queued.filter(cancel_requested_at__isnull=False)
         if not (canceled.exists() and _cancel_settle(canceled, job_id=job_id, now=now)):
@@ -209,9 +235,7 @@ def job_cancel_requested(*, job_id: Any) -> bool:
 
 def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int) -> None:
     """Record when the first token came, and the prompt's size: a job settled without its worker still has it."""
-    Job.objects.filter(id=job_id, attempt=attempt, status=JobStatus.RUNNING).update(
-        first_token_at=timezone.now(), prompt_tokens=prompt_tokens
-    )
+    _mark_first_token(job_id=job_id, attempt=attempt, now=timezone.now(), prompt_tokens=prompt_tokens)
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
-"""Precompiled lookups give what the plain querysets give: the same rows, fields and related objects."""
+"""Precompiled lookups and updates do what the plain querysets do: the same rows, fields and related objects."""
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import ApiKey, Plan
 from accounts.services import api_key_create
-from inference.models import AIModel
-from inference.precompiled import PrecompiledLookup
+from inference.models import AIModel, Job, JobStatus
+from inference.precompiled import PrecompiledLookup, PrecompiledUpdate
+from inference.services.jobs import _claim, _mark_first_token, job_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +117,66 @@ def test_a_users_job_is_found_with_its_model_and_anyone_elses_looks_missing(owne
     for user, job_id in ((outsider, job.id), (owner, "00000000-0000-4000-8000-000000000000"), (owner, "nope")):
         with pytest.raises(NotFound):
             job_get_for_user(user=user, job_id=job_id)
+
+
+def _queued_job(owner, model, **fields):
+    job = job_submit(user=owner, model=model, input={"messages": [{"role": "user", "content": "claim me"}]})
+    Job.objects.filter(id=job.id).update(**fields)
+    return Job.objects.get(id=job.id)
+
+
+def test_the_claim_changes_what_the_orm_update_changes_in_one_query(owner, echo_model):
+    by_orm, precompiled = _queued_job(owner, echo_model), _queued_job(owner, echo_model)
+    now = timezone.now()
+
+    Job.objects.filter(
+        id=by_orm.id, status=JobStatus.QUEUED, attempt=1, deadline_at__gt=now, cancel_requested_at__isnull=True
+    ).update(
+        status=JobStatus.RUNNING, heartbeat_at=now, worker="w@host", started_at=Coalesce(F("started_at"), Value(now))
+    )
+    with CaptureQueriesContext(connection) as queries:
+        claimed = _claim(job_id=precompiled.id, attempt=1, now=now, worker="w@host")
+
+    assert (claimed, len(queries)) == (1, 1)
+    own = {"id", "input", "created_at", "deadline_at", "enqueued_at", "request_fingerprint"}  # set at submit
+    expected = {k: v for k, v in _fields(Job.objects.get(id=by_orm.id)).items() if k not in own}
+    assert {k: v for k, v in _fields(Job.objects.get(id=precompiled.id)).items() if k not in own} == expected
+    assert Job.objects.get(id=precompiled.id).started_at == now
+
+
+def test_the_claim_takes_only_a_queued_attempt_in_time_and_never_twice(owner, echo_model):
+    now = timezone.now()
+    late = _queued_job(owner, echo_model, deadline_at=now - timedelta(seconds=1))
+    cancel_asked = _queued_job(owner, echo_model, cancel_requested_at=now)
+    started_before = now - timedelta(minutes=3)
+    retried = _queued_job(owner, echo_model, attempt=2, started_at=started_before)
+
+    assert _claim(job_id=late.id, attempt=1, now=now, worker="w") == 0
+    assert _claim(job_id=cancel_asked.id, attempt=1, now=now, worker="w") == 0
+    assert _claim(job_id=retried.id, attempt=1, now=now, worker="w") == 0  # a superseded attempt's message
+    assert _claim(job_id=retried.id, attempt=2, now=now, worker="w") == 1
+    assert _claim(job_id=retried.id, attempt=2, now=now, worker="w") == 0
+    assert Job.objects.get(id=retried.id).started_at == started_before  # the first attempt's start counts
+    assert Job.objects.filter(status=JobStatus.RUNNING).count() == 1
+
+
+def test_marking_the_first_token_touches_only_the_running_attempt(owner, echo_model):
+    job = _queued_job(owner, echo_model, status=JobStatus.RUNNING, attempt=2)
+    now = timezone.now()
+
+    assert _mark_first_token(job_id=job.id, attempt=1, now=now, prompt_tokens=7) == 0
+    assert _mark_first_token(job_id=job.id, attempt=2, now=now, prompt_tokens=7) == 1
+
+    job.refresh_from_db()
+    assert (job.first_token_at, job.prompt_tokens) == (now, 7)
+
+
+def test_an_update_whose_placeholders_collide_once_prepared_is_refused(owner, echo_model):
+    same = PrecompiledUpdate(
+        lambda a, b: (Job.objects.filter(attempt=a), {"max_attempts": b}),
+        placeholders={"a": 7, "b": 7},
+        fields={"a": "attempt", "b": "max_attempts"},
+    )
+
+    with pytest.raises(ValueError, match="equal once prepared"):
+        same(a=1, b=2)
