@@ -28,7 +28,7 @@ from celery.signals import (
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from inference import loaded_models
+from inference import loaded_models, workers
 from inference.backends.base import cpu_threads, set_cpu_threads
 from inference.models import AIModel
 
@@ -48,11 +48,12 @@ def _consumed_queues() -> list[str]:
     return sorted(queue.name for queue in current_app.amqp.queues.consume_from.values())
 
 
-def _lifecycle(queues: list[str]) -> None:
+def _lifecycle(queues: list[str], worker_pid: int) -> None:
     try:
+        models = models_to_warm(queues) if settings.MODEL_WARMUP else []
+        connection.close()  # loading takes seconds; do not hold a connection meanwhile
+        workers.process_loading(queues, [model.slug for model in models], worker_pid=worker_pid)
         if settings.MODEL_WARMUP:
-            models = models_to_warm(queues)
-            connection.close()  # loading takes seconds; do not hold a connection meanwhile
             loaded_models.warm(models)
             # Set what start-up and the models made aside from the cyclic garbage collector: it
             # walked them all at every full collection, 100-240 ms with torch loaded, a stall in
@@ -69,6 +70,7 @@ def _lifecycle(queues: list[str]) -> None:
     except Exception:
         logger.exception("warming models failed; they will load on their first job")
     finally:
+        workers.process_loaded()
         connection.close()
     interval = settings.MODEL_RELEASE_CHECK_SECONDS
     while interval:
@@ -87,13 +89,14 @@ def threads_per_process(pool_processes: int) -> int:
     return settings.MODEL_CPU_THREADS or max(1, (os.cpu_count() or 1) // max(1, pool_processes))
 
 
-def start_lifecycle(queues: list[str]) -> None:
-    """Start warming (and later releasing) models in this process, once."""
+def start_lifecycle(queues: list[str], worker_pid: int) -> None:
+    """Start warming (and later releasing) models in this process (of the worker whose main
+    process is `worker_pid`), once."""
     if _started.is_set():
         return
     _started.set()
     set_cpu_threads(threads_per_process(_pool_processes))
-    threading.Thread(target=_lifecycle, args=(queues,), name="model-lifecycle", daemon=True).start()
+    threading.Thread(target=_lifecycle, args=(queues, worker_pid), name="model-lifecycle", daemon=True).start()
 
 
 @worker_before_create_process.connect
@@ -104,7 +107,7 @@ def _on_pool_growing(sender, **kwargs) -> None:
 
 @worker_process_init.connect
 def _on_pool_process_start(**kwargs) -> None:
-    start_lifecycle(_consumed_queues())
+    start_lifecycle(_consumed_queues(), worker_pid=os.getppid())
 
 
 @worker_ready.connect
@@ -113,7 +116,7 @@ def _on_worker_ready(sender, **kwargs) -> None:
     from celery.concurrency.prefork import TaskPool as PreforkPool
 
     if not isinstance(sender.pool, PreforkPool):
-        start_lifecycle(_consumed_queues())
+        start_lifecycle(_consumed_queues(), worker_pid=os.getpid())
 
 
 @task_prerun.connect

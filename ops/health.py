@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import connection
 
 from inference import streams
-from inference.workers import workers_online
+from inference.workers import queues_still_loading, workers_online
 
 
 def check_database() -> str | None:
@@ -35,14 +35,33 @@ def check_workers() -> str | None:
     return None
 
 
-READINESS_CHECKS = {"database": check_database, "redis": check_redis, "workers": check_workers}
+def check_models() -> str | None:
+    """Not ready while some queue's worker processes are all still loading their models: a job
+    sent there now would wait for the load (seconds for a torch model) before its first token."""
+    try:
+        loading = queues_still_loading()
+    except Exception as exc:
+        return f"cannot list worker processes: {exc.__class__.__name__}"
+    if not loading:
+        return None
+    queues = "; ".join(f"{', '.join(models) or 'its models'} on queue {queue}" for queue, models in loading.items())
+    return f"workers still loading models: {queues}"
+
+
+READINESS_CHECKS = {
+    "database": check_database,
+    "redis": check_redis,
+    "workers": check_workers,
+    "models": check_models,
+}
+_KEPT_IN_REDIS = ("workers", "models")
 
 
 def readiness() -> dict[str, str | None]:
-    """Each part's problem, or None; Redis is checked before workers, which live in it."""
+    """Each part's problem, or None; Redis is checked before workers and models, which it records."""
     results: dict[str, str | None] = {}
     for name, check in READINESS_CHECKS.items():
-        if name == "workers" and results.get("redis"):
+        if name in _KEPT_IN_REDIS and results.get("redis"):
             results[name] = "unknown while redis is unreachable"
             continue
         results[name] = check()

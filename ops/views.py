@@ -28,7 +28,7 @@ def healthz(request):
 @never_cache
 @require_GET
 def readyz(request):
-    """Ready: the database, Redis and at least one worker answer; 503 names what does not."""
+    """Ready: the database, Redis and a worker answer, and no queue waits for its models; 503 names what does not."""
     results = readiness()
     failing = {name: problem for name, problem in results.items() if problem}
     if failing:

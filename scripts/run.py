@@ -3,11 +3,13 @@
 Starts a private Redis (unless REDIS_URL is set), migrates the database
 (SQLite unless DATABASE_URL is set), registers the default models, makes
 sure an operator account exists, then runs daphne, one Celery worker and
-Celery beat as children until interrupted.
+Celery beat as children until interrupted. It says the platform is running
+once /readyz is ready, the worker's models loaded.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -16,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +54,30 @@ def port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+# Loading the default models takes seconds to a minute; a machine much slower than that is stuck.
+READY_TIMEOUT_SECONDS = 300
+# What /readyz may be waiting for, in the order they come up: the first one failing is news.
+WAITING_FOR = {
+    "database": "the database",
+    "redis": "Redis",
+    "workers": "the worker to start",
+    "models": "the worker to load its models",
+}
+
+
+def failing_checks(base: str) -> list[str] | None:
+    """What /readyz says is not ready ([] when all is), or None when it did not answer."""
+    try:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5):
+            return []
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            return None
+        return json.loads(exc.read() or b"{}").get("failing") or None
+    except OSError:
+        return None
 
 
 def redis_binary() -> str:
@@ -225,8 +253,27 @@ def main() -> int:
                 say("daphne did not start; see the messages above")
                 return 1
             time.sleep(0.2)
+        base = f"http://{HOST}:{PORT}"
+        # The banner waits for /readyz, so the first job sent after it finds its model loaded.
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        said = None
+        while not stopping:
+            failing = failing_checks(base)
+            if failing == []:
+                break
+            waiting = next((name for name in WAITING_FOR if name in (failing or ())), None)
+            if waiting and waiting != said:
+                say(f"waiting for {WAITING_FOR[waiting]}...")
+                said = waiting
+            if time.monotonic() > deadline:
+                say(f"not ready after {READY_TIMEOUT_SECONDS} s; {base}/readyz says why")
+                break
+            exited = [name for name, child in named.items() if child.poll() is not None]
+            if exited:
+                say(f"{exited[0]} exited with code {named[exited[0]].returncode}; stopping everything")
+                return 1
+            time.sleep(0.5)
         if not stopping:
-            base = f"http://{HOST}:{PORT}"
             say("")
             say(f"Djinn is running at {base}/")
             say(f"  admin:   {base}/admin/  ({login})")

@@ -22,6 +22,7 @@ class EchoConfig(BackendConfig):
     tokens_per_second: float = Field(0, ge=0, le=1_000_000, description="0 means no delay.")
     dimensions: int = Field(8, ge=1, le=4096, description="Length of embedding vectors.")
     fail_with: str | None = Field(None, description="Fail every job with this error code (for drills).")
+    load_seconds: float = Field(0, ge=0, le=600, description="How long loading takes, as a large model's would.")
 
 
 class EchoBackend(Backend):
@@ -29,6 +30,10 @@ class EchoBackend(Backend):
     tasks = frozenset({"chat", "completion", "embedding", "classification"})
     Config = EchoConfig
     config: EchoConfig
+
+    def load(self) -> None:
+        if self.config.load_seconds:
+            time.sleep(self.config.load_seconds)
 
     def _source_words(self, job_input: dict[str, Any]) -> list[str]:
         text = job_input["messages"][-1]["content"] if "messages" in job_input else job_input["prompt"]
