@@ -29,13 +29,14 @@ class Lease:
     backend stops between two chunks.
     """
 
-    def __init__(self, job_id: Any, attempt: int):
+    def __init__(self, job_id: Any, attempt: int, cancel_checked_at: float = float("-inf")):
+        """`cancel_checked_at`: when (time.monotonic) the job was last found not canceled."""
         self.job_id = job_id
         self.attempt = attempt
         self.lost = threading.Event()
         self.canceled = threading.Event()
         self._done = threading.Event()
-        self._next_cancel_poll = 0.0
+        self._next_cancel_poll = cancel_checked_at + CANCEL_POLL_SECONDS
         self._beating: threading.Event | None = None
 
     def __enter__(self) -> Lease:
