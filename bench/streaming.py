@@ -2,8 +2,10 @@
 
 Runs a real daphne and real Celery workers against the bench database, with
 the echo backend, and real websocket clients. Every figure sits next to a
-baseline from the same run: the backend called in-process, and raw Redis
-round trips.
+baseline from the same run: the backend called in-process, raw Redis round
+trips, and a bare request to daphne (GET /healthz, same client), against
+which the TTFT rows give a ratio: machines differ several times over in
+absolute milliseconds.
 
     .venv/bin/python bench/streaming.py [--quick]
 """
@@ -97,6 +99,17 @@ async def measure_redis_rtt(n: int = 2000) -> list[float]:
         t0 = time.perf_counter()
         await client.ping()
         samples.append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+async def bare_request_ms(client: Client, n: int = 300) -> list[float]:
+    """GET /healthz with the same client: this machine's floor for any request to daphne."""
+    samples = []
+    for i in range(n + 30):
+        t0 = time.perf_counter()
+        (await client.http.get("/healthz")).raise_for_status()
+        if i >= 30:
+            samples.append((time.perf_counter() - t0) * 1000)
     return samples
 
 
@@ -367,6 +380,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
     client = Client(daphne, key)
     try:
         rtt = await measure_redis_rtt()
+        bare = await bare_request_ms(client)
         inproc_first = inprocess_first_token_ms()
         ttft, ttft_broken = await time_to_first_token(client, 30 if quick else 100)
         added = [sample - statistics_median(inproc_first) for sample in ttft]
@@ -397,9 +411,17 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "goal": "(baseline)",
         },
         {
+            # Machines differ: TTFT in these is the ratio column of the two TTFT p50 rows below.
+            "metric": "bare daphne request, GET /healthz p50 / p99 (ms)",
+            "measured": f"{percentile(bare, 50):.2f} / {percentile(bare, 99):.2f}",
+            "baseline": "-",
+            "goal": "(baseline)",
+        },
+        {
             "metric": "TTFT added, POST then websocket p50 (ms)",
             "measured": f"{percentile(added, 50):.1f}",
             "baseline": f"{statistics_median(inproc_first):.3f}",
+            "ratio": percentile(added, 50) / percentile(bare, 50),
             "goal": "<= 10",
             "ok": percentile(added, 50) <= 10,
         },
@@ -415,6 +437,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "metric": "TTFT added, streamed submit p50 / p99 (ms)",
             "measured": f"{percentile(added_streamed, 50):.1f} / {percentile(added_streamed, 99):.1f}",
             "baseline": f"{statistics_median(inproc_first):.3f}",
+            "ratio": percentile(added_streamed, 50) / percentile(bare, 50),
             "goal": "<= 10 / <= 30",
             "ok": percentile(added_streamed, 50) <= 10 and percentile(added_streamed, 99) <= 30,
         },
@@ -471,6 +494,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         "streaming",
         rows,
         {
+            "bare_request_ms": summary(bare),
             "ttft_ms": summary(added),
             "ttft_streamed_submit_ms": summary(added_streamed),
             "lateness_ms": summary(paced.lateness),
