@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from inference import streams
 from inference.models import AIModel, Job, JobStatus
-from inference.workers import workers_online
+from inference.workers import ProcessRecord, worker_processes, workers_online
 
 WINDOW = timedelta(hours=1)
 # The most recent jobs a window's latencies are computed from; enough for stable percentiles.
@@ -66,6 +66,25 @@ def workers_or_empty() -> list[dict]:
         return workers_online()
     except Exception:
         return []
+
+
+def worker_processes_or_empty() -> list[ProcessRecord]:
+    try:
+        return worker_processes()
+    except Exception:
+        return []
+
+
+def models_loading(worker: dict, processes: list[ProcessRecord]) -> list[str]:
+    """The models a worker's processes are still loading (none once it is ready)."""
+    return sorted(
+        {
+            slug
+            for process in processes
+            if (process.host, process.worker_pid) == (worker.get("host"), worker.get("pid")) and not process.loaded
+            for slug in process.models
+        }
+    )
 
 
 def active_jobs_by_queue() -> dict[str, dict[str, int]]:
@@ -122,6 +141,7 @@ def dashboard(*, now: datetime | None = None) -> dict[str, Any]:
     """Every figure the ops dashboard shows, as JSON-ready data."""
     now = now or timezone.now()
     workers = workers_or_empty()
+    processes = worker_processes_or_empty()
     queues = known_queues(workers)
     depths = queue_depths(queues)
     active = active_jobs_by_queue()
@@ -178,6 +198,7 @@ def dashboard(*, now: datetime | None = None) -> dict[str, Any]:
                 "hostname": w.get("hostname"),
                 "queues": w.get("queues", []),
                 "models": sorted({slug for q in w.get("queues", []) for slug in models_by_queue.get(q, [])}),
+                "loading": models_loading(w, processes),
             }
             for w in workers
         ],

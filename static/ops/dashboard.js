@@ -62,7 +62,12 @@ function render(stats) {
   text("tokens-per-second", fixed(stats.throughput.tokens_per_second_last_minute, 1));
   text("error-rate", `${fixed(stats.errors.rate * 100, 1)}%`);
   rows("queues", stats.queues, (q) => [q.name, q.queued, q.running, q.broker_depth ?? "?", q.workers]);
-  rows("workers", stats.workers, (w) => [w.hostname, w.queues.join(", "), w.models.join(", ")]);
+  rows("workers", stats.workers, (w) => [
+    w.hostname,
+    w.queues.join(", "),
+    w.models.join(", "),
+    w.loading?.length ? `loading ${w.loading.join(", ")}` : "ready",
+  ]);
   rows("latency", Object.entries(stats.latency), ([name, p]) => [
     { queue_wait: "Queue wait", ttft: "Time to first token", total: "Total" }[name] ?? name,
     fixed(p.p50, 3),

@@ -9,7 +9,9 @@ from django.utils import timezone
 from inference.models import Job, JobStatus
 from inference.services.jobs import job_submit
 from inference.streams import redis_client
-from ops.stats import DASHBOARD_FRESH_MS, dashboard_cache_keys
+from ops.stats import DASHBOARD_FRESH_MS, dashboard, dashboard_cache_keys
+from tests.ops.loading import LOAD_SECONDS, loading_on, slow_model_on_a_queue_of_its_own
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +117,19 @@ def test_an_anonymous_visitor_is_sent_to_log_in(client):
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/?next=/ops/")
     assert client.get("/ops/stats.json").status_code == 404
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_loading_its_models_says_so_until_it_is_ready(worker_with):
+    model = slow_model_on_a_queue_of_its_own()
+    worker = worker_with(model.queue)
+    wait_for(lambda: loading_on(model.queue), timeout=LOAD_SECONDS, what="the worker to start loading")
+
+    def listed():
+        return next((w for w in dashboard()["workers"] if w["hostname"] == worker.name), None)
+
+    loading = wait_for(listed, timeout=LOAD_SECONDS, what="the worker to announce itself")
+    assert (loading["models"], loading["loading"]) == ([model.slug], [model.slug])
+    wait_for(lambda: listed()["loading"] == [], timeout=LOAD_SECONDS + 30, what="the model to load")
+    assert f"warmed {model.slug}" in worker.log()

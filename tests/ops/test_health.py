@@ -1,13 +1,10 @@
 """/healthz says the process is alive; /readyz says whether every part it needs answers."""
 
-import uuid
-
 import pytest
 
 from inference import streams
-from inference.models import AIModel
-from inference.workers import worker_processes
-from tests.support.processes import WorkerProcess, wait_for
+from tests.ops.loading import LOAD_SECONDS, loading_on, slow_model_on_a_queue_of_its_own
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -67,41 +64,10 @@ def test_readyz_says_when_no_worker_is_online(client, settings):
     assert response.json()["failing"] == ["workers"]
 
 
-# A model that takes this long to load, as a large one would: long enough to watch /readyz meanwhile.
-LOAD_SECONDS = 8
-
-
-def _slow_model_on_a_queue_of_its_own() -> AIModel:
-    queue = f"loading-{uuid.uuid4().hex[:8]}"
-    return AIModel.objects.create(
-        slug=f"slow-{queue}",
-        display_name="Slow to load",
-        task="chat",
-        backend="echo",
-        queue=queue,
-        config={"load_seconds": LOAD_SECONDS},
-    )
-
-
-@pytest.fixture
-def worker_with(worker_env):
-    """Start a worker on a queue with extra environment; stopped afterwards."""
-    started = []
-
-    def start(queue: str, **env) -> WorkerProcess:
-        worker = WorkerProcess({**worker_env, **env}, queues=queue).start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_readyz_waits_while_a_queues_only_worker_loads_its_models(client, celery_worker, worker_with, admin_user):
-    model = _slow_model_on_a_queue_of_its_own()
+    model = slow_model_on_a_queue_of_its_own()
     client.force_login(admin_user)
 
     worker_with(model.queue)
@@ -119,18 +85,14 @@ def test_readyz_waits_while_a_queues_only_worker_loads_its_models(client, celery
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_readyz_stays_ready_while_one_worker_loads_beside_a_ready_one(client, celery_worker, worker_with):
-    model = _slow_model_on_a_queue_of_its_own()
+    model = slow_model_on_a_queue_of_its_own()
     worker_with(model.queue, MODEL_WARMUP="false")  # ready at once: loads each model on its first job
     wait_for(lambda: client.get("/readyz").status_code == 200, what="the first worker")
 
     loading = worker_with(model.queue)
-    wait_for(lambda: _loading_on(model.queue), timeout=LOAD_SECONDS, what="the second worker to start loading")
+    wait_for(lambda: loading_on(model.queue), timeout=LOAD_SECONDS, what="the second worker to start loading")
 
     for _ in range(20):
         assert client.get("/readyz").status_code == 200
-    assert _loading_on(model.queue)  # all along
+    assert loading_on(model.queue)  # all along
     assert f"warmed {model.slug}" not in loading.log()
-
-
-def _loading_on(queue: str) -> bool:
-    return any(record.queues == [queue] and not record.loaded for record in worker_processes())
