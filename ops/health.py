@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 from django.db import connection
 
 from inference import streams
 from inference.workers import queues_still_loading, workers_online
+
+logger = logging.getLogger(__name__)
 
 
 def check_database() -> str | None:
@@ -66,3 +72,25 @@ def readiness() -> dict[str, str | None]:
             continue
         results[name] = check()
     return results
+
+
+# Probes ask every few seconds (make run twice a second while the models load): the log says what
+# is wrong when it changes, and again each minute while it lasts.
+REPEAT_LOG_SECONDS = 60
+_last_logged: tuple[str, float] = ("", 0.0)
+_last_logged_lock = threading.Lock()
+
+
+def log_readiness(failing: dict[str, str]) -> None:
+    """Log what is not ready, unless the same was logged less than REPEAT_LOG_SECONDS ago; and being ready again."""
+    global _last_logged
+    problem, now = "; ".join(failing.values()), time.monotonic()
+    with _last_logged_lock:
+        last, logged_at = _last_logged
+        if problem == last and (not problem or now - logged_at < REPEAT_LOG_SECONDS):
+            return
+        _last_logged = (problem, now)
+    if problem:
+        logger.warning("not ready: %s", problem)
+    else:
+        logger.info("ready again")

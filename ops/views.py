@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ops import stats
 from ops.access import has_metrics_token, is_staff
-from ops.health import readiness
+from ops.health import log_readiness, readiness
 from ops.metrics import registry
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,7 @@ def readyz(request):
     """Ready: the database, Redis and a worker answer, and no queue waits for its models; 503 names what does not."""
     results = readiness()
     failing = {name: problem for name, problem in results.items() if problem}
-    if failing:
-        logger.warning("not ready: %s", "; ".join(failing.values()))
+    log_readiness(failing)
     # Exception details name hosts, ports and database users: for operators only (and the log).
     detailed = has_metrics_token(request) or is_staff(request)
     checks = {
@@ -42,6 +41,8 @@ def readyz(request):
     if failing:
         response = JsonResponse({"status": "unavailable", "failing": sorted(failing), "checks": checks}, status=503)
         response["Retry-After"] = "5"
+        # Logged above, once per change: Django's own "Service Unavailable" line would come at every probe.
+        response._has_been_logged = True
         return response
     return JsonResponse({"status": "ok", "checks": checks})
 

@@ -96,3 +96,28 @@ def test_readyz_stays_ready_while_one_worker_loads_beside_a_ready_one(client, ce
         assert client.get("/readyz").status_code == 200
     assert loading_on(model.queue)  # all along
     assert f"warmed {model.slug}" not in loading.log()
+
+
+@pytest.mark.worker
+def test_readyz_logs_a_problem_when_it_changes_not_at_every_probe(client, settings, caplog, monkeypatch, celery_worker):
+    from ops import health
+
+    with_workers = settings.REDIS_KEY_PREFIX
+    wait_for(lambda: client.get("/readyz").status_code == 200, what="/readyz")
+    monkeypatch.setattr(health, "_last_logged", ("", 0.0))  # ready, and nothing logged yet
+    caplog.clear()
+    settings.REDIS_KEY_PREFIX = "djinn-test-no-workers-here"
+
+    with caplog.at_level("INFO", logger="ops.health"):
+        for _ in range(3):
+            assert client.get("/readyz").status_code == 503
+        settings.REDIS_KEY_PREFIX = "djinn-test-still-no-workers"  # the same problem: still once
+        client.get("/readyz")
+        settings.REDIS_KEY_PREFIX = with_workers
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/readyz").status_code == 200
+
+    assert [(record.name, record.getMessage()) for record in caplog.records] == [
+        ("ops.health", "not ready: no Celery worker has reported in the last 15 seconds"),
+        ("ops.health", "ready again"),
+    ]  # and no "Service Unavailable" from Django at each probe
