@@ -111,8 +111,9 @@ def start_worker(worker_env):
     """Start extra workers for a test; each is stopped (or already killed) afterwards."""
     started: list[WorkerProcess] = []
 
-    def start(queues: str, **kwargs) -> WorkerProcess:
-        worker = WorkerProcess(worker_env, queues=queues, **kwargs).start()
+    def start(queues: str, env: dict[str, str] | None = None, **kwargs) -> WorkerProcess:
+        """`env`: settings for this worker on top of the shared ones (MODEL_WARMUP="false"...)."""
+        worker = WorkerProcess({**worker_env, **(env or {})}, queues=queues, **kwargs).start()
         started.append(worker)
         return worker
 

@@ -1,7 +1,6 @@
 import pytest
 
 from tests.ops.scraping import TOKEN
-from tests.support.processes import WorkerProcess
 
 
 @pytest.fixture
@@ -28,18 +27,3 @@ def _fresh_dashboard_figures():
 def metrics_token(settings):
     settings.METRICS_TOKEN = TOKEN
     return TOKEN
-
-
-@pytest.fixture
-def worker_with(worker_env):
-    """Start a worker on a queue with extra environment; stopped afterwards."""
-    started = []
-
-    def start(queue: str, **env) -> WorkerProcess:
-        worker = WorkerProcess({**worker_env, **env}, queues=queue).start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()

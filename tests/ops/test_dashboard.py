@@ -121,9 +121,9 @@ def test_an_anonymous_visitor_is_sent_to_log_in(client):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_loading_its_models_says_so_until_it_is_ready(worker_with):
+def test_a_worker_loading_its_models_says_so_until_it_is_ready(start_worker):
     model = slow_model_on_a_queue_of_its_own()
-    worker = worker_with(model.queue)
+    worker = start_worker(model.queue)
     wait_for(lambda: loading_on(model.queue), timeout=LOAD_SECONDS, what="the worker to start loading")
 
     def listed():

@@ -66,11 +66,11 @@ def test_readyz_says_when_no_worker_is_online(client, settings):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_readyz_waits_while_a_queues_only_worker_loads_its_models(client, celery_worker, worker_with, admin_user):
+def test_readyz_waits_while_a_queues_only_worker_loads_its_models(client, celery_worker, start_worker, admin_user):
     model = slow_model_on_a_queue_of_its_own()
     client.force_login(admin_user)
 
-    worker_with(model.queue)
+    start_worker(model.queue)
 
     loading = wait_for(
         lambda: (response := client.get("/readyz")).status_code == 503 and response.json(),
@@ -84,12 +84,12 @@ def test_readyz_waits_while_a_queues_only_worker_loads_its_models(client, celery
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_readyz_stays_ready_while_one_worker_loads_beside_a_ready_one(client, celery_worker, worker_with):
+def test_readyz_stays_ready_while_one_worker_loads_beside_a_ready_one(client, celery_worker, start_worker):
     model = slow_model_on_a_queue_of_its_own()
-    worker_with(model.queue, MODEL_WARMUP="false")  # ready at once: loads each model on its first job
+    start_worker(model.queue, env={"MODEL_WARMUP": "false"})  # ready at once: loads each model on its first job
     wait_for(lambda: client.get("/readyz").status_code == 200, what="the first worker")
 
-    loading = worker_with(model.queue)
+    loading = start_worker(model.queue)
     wait_for(lambda: loading_on(model.queue), timeout=LOAD_SECONDS, what="the second worker to start loading")
 
     for _ in range(20):

@@ -10,24 +10,9 @@ import pytest
 from inference.models import AIModel, JobStatus
 from inference.services.jobs import job_submit
 from tests.inference.backends.conftest import chat, finished, register_default
-from tests.support.processes import WorkerProcess, wait_for
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-@pytest.fixture
-def worker_on(worker_env):
-    """Start a worker on its own queue, with extra environment; stopped afterwards."""
-    started = []
-
-    def start(queue: str, concurrency: int = 1, **env) -> WorkerProcess:
-        worker = WorkerProcess({**worker_env, **env}, queues=queue, concurrency=concurrency).start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
 
 
 def _queue() -> str:
@@ -61,37 +46,37 @@ def test_a_file_that_is_not_a_model_fails_cleanly(celery_worker, owner, tmp_path
     assert celery_worker.process.poll() is None
 
 
-def test_a_queued_job_of_a_model_disabled_meanwhile_fails_with_model_disabled(worker_on, owner):
+def test_a_queued_job_of_a_model_disabled_meanwhile_fails_with_model_disabled(start_worker, owner):
     queue = _queue()
     model = AIModel.objects.create(slug="soon-off", display_name="Soon off", task="chat", backend="echo", queue=queue)
     job = job_submit(user=owner, model="soon-off", input=chat("hello"))
     model.enabled = False
     model.save()
 
-    worker_on(queue, MODEL_WARMUP="false")
+    start_worker(queue, env={"MODEL_WARMUP": "false"})
     job = finished(job, timeout=60)
 
     assert (job.status, job.error_code) == (JobStatus.FAILED, "model_disabled")
 
 
-def test_a_worker_warms_the_models_of_its_queues_at_start(worker_on, db):
+def test_a_worker_warms_the_models_of_its_queues_at_start(start_worker, db):
     queue = _queue()
     smollm2 = register_default("smollm2-135m")
     smollm2.queue = queue
     smollm2.save()
     AIModel.objects.create(slug="elsewhere", display_name="Elsewhere", task="chat", backend="echo", queue="other")
 
-    worker = worker_on(queue)
+    worker = start_worker(queue)
 
     wait_for(lambda: "warmed smollm2-135m" in worker.log(), timeout=60, what="the warm-up")
     assert "model smollm2-135m loaded (llamacpp)" in worker.log()
     assert "elsewhere" not in worker.log()
 
 
-def test_a_warm_model_serves_its_first_job_without_loading_again(worker_on, owner):
+def test_a_warm_model_serves_its_first_job_without_loading_again(start_worker, owner):
     queue = _queue()
     AIModel.objects.create(slug="warm-echo", display_name="Warm", task="chat", backend="echo", queue=queue)
-    worker = worker_on(queue)
+    worker = start_worker(queue)
     wait_for(lambda: "warmed warm-echo" in worker.log(), timeout=60, what="the warm-up")
     frozen = re.search(r"warmed warm-echo.*; (\d+) objects set aside from the collector", worker.log())
     assert frozen, worker.log()
@@ -104,10 +89,10 @@ def test_a_warm_model_serves_its_first_job_without_loading_again(worker_on, owne
     assert worker.log().count("model warm-echo loaded") == 1
 
 
-def test_an_idle_worker_releases_a_model_once_it_is_disabled(worker_on, owner):
+def test_an_idle_worker_releases_a_model_once_it_is_disabled(start_worker, owner):
     queue = _queue()
     model = AIModel.objects.create(slug="to-release", display_name="R", task="chat", backend="echo", queue=queue)
-    worker = worker_on(queue, MODEL_RELEASE_CHECK_SECONDS="0.2")
+    worker = start_worker(queue, env={"MODEL_RELEASE_CHECK_SECONDS": "0.2"})
     wait_for(lambda: "warmed to-release" in worker.log(), timeout=60, what="the warm-up")
 
     model.enabled = False
@@ -116,10 +101,10 @@ def test_an_idle_worker_releases_a_model_once_it_is_disabled(worker_on, owner):
     wait_for(lambda: "model to-release released" in worker.log(), timeout=30, what="the release")
 
 
-def test_an_edited_model_is_loaded_again_with_its_new_config(worker_on, owner):
+def test_an_edited_model_is_loaded_again_with_its_new_config(start_worker, owner):
     queue = _queue()
     model = AIModel.objects.create(slug="edited", display_name="E", task="chat", backend="echo", queue=queue)
-    worker = worker_on(queue, MODEL_WARMUP="false")
+    worker = start_worker(queue, env={"MODEL_WARMUP": "false"})
     first = finished(job_submit(user=owner, model="edited", input=chat("alpha beta")), timeout=60)
 
     model.config = {"tokens": 5}
@@ -131,22 +116,22 @@ def test_an_edited_model_is_loaded_again_with_its_new_config(worker_on, owner):
     assert worker.log().count("model edited loaded") == 2
 
 
-def test_the_worker_shares_the_cores_among_its_processes(worker_on, db):
+def test_the_worker_shares_the_cores_among_its_processes(start_worker, db):
     queue = _queue()
     AIModel.objects.create(slug="threads", display_name="T", task="chat", backend="echo", queue=queue)
 
-    worker = worker_on(queue, concurrency=2)
+    worker = start_worker(queue, concurrency=2)
 
     wait_for(lambda: worker.log().count("warmed threads") == 2, timeout=60, what="both processes to warm")
     threads = {int(found) for found in re.findall(r"CPU threads per model in this process: (\d+)", worker.log())}
     assert threads == {max(1, os.cpu_count() // 2)}
 
 
-def test_an_operator_can_set_the_threads(worker_on, db):
+def test_an_operator_can_set_the_threads(start_worker, db):
     queue = _queue()
     AIModel.objects.create(slug="threads", display_name="T", task="chat", backend="echo", queue=queue)
 
-    worker = worker_on(queue, MODEL_CPU_THREADS="3")
+    worker = start_worker(queue, env={"MODEL_CPU_THREADS": "3"})
 
     wait_for(lambda: "warmed threads" in worker.log(), timeout=60, what="the warm-up")
     assert "CPU threads per model in this process: 3" in worker.log()
