@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
-from inference import streams
 from inference.background import start_daemon
+from inference.cancel_watch import cancel_watch
 from inference.services.jobs import job_cancel_requested, job_heartbeat
 
 logger = logging.getLogger(__name__)
-
-# Polling Redis on every token would cost a round trip per token; each delta the worker
-# writes also reports a cancel (log_writer.JobLog), so polls fill only the gaps between deltas.
-CANCEL_POLL_SECONDS = 0.05
 
 
 class Lease:
@@ -26,20 +21,21 @@ class Lease:
 
     `should_stop()` turns true when the job was canceled or the attempt lost
     its lease (the reaper gave the job to a new attempt): either way the
-    backend stops between two chunks.
+    backend stops between two chunks. It only reads flags: the process's
+    cancel watch (cancel_watch.py) asks Redis for every running job at once,
+    and the heartbeat reads the database.
     """
 
-    def __init__(self, job_id: Any, attempt: int, cancel_checked_at: float = float("-inf")):
-        """`cancel_checked_at`: when (time.monotonic) the job was last found not canceled."""
+    def __init__(self, job_id: Any, attempt: int):
         self.job_id = job_id
         self.attempt = attempt
         self.lost = threading.Event()
         self.canceled = threading.Event()
         self._done = threading.Event()
-        self._next_cancel_poll = cancel_checked_at + CANCEL_POLL_SECONDS
         self._beating: threading.Event | None = None
 
     def __enter__(self) -> Lease:
+        cancel_watch.watch(self.job_id, self.canceled)
         self._beating = start_daemon(self._beat)
         return self
 
@@ -48,25 +44,15 @@ class Lease:
         self._beating.wait(timeout=settings.JOB_HEARTBEAT_SECONDS + 5)
 
     def end(self) -> None:
-        """Stop renewing: the attempt is about to store its result."""
+        """Stop renewing and watching: the attempt is about to store its result."""
         self._done.set()
+        cancel_watch.unwatch(self.job_id, self.canceled)
 
     def should_stop(self) -> bool:
-        if self.lost.is_set() or self.canceled.is_set():
-            return True
-        now = time.monotonic()
-        if now >= self._next_cancel_poll:
-            self._next_cancel_poll = now + CANCEL_POLL_SECONDS
-            try:
-                if streams.cancel_requested(self.job_id):
-                    self.canceled.set()
-            except Exception:  # Redis away: the heartbeat thread still sees cancels in the database
-                logger.warning("cancel poll failed for %s", self.job_id, exc_info=True)
         return self.lost.is_set() or self.canceled.is_set()
 
-    def cancel_checked(self, canceled: bool) -> None:
-        """Note a cancel check made elsewhere (a delta's append); the next poll can wait."""
-        self._next_cancel_poll = time.monotonic() + CANCEL_POLL_SECONDS
+    def cancel_reported(self, canceled: bool) -> None:
+        """Take the answer of a cancel check made elsewhere (a delta's append)."""
         if canceled:
             self.canceled.set()
 

@@ -125,8 +125,8 @@ def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any
 def append_reporting_cancel(pipe, job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
     """Queue an append on a pipeline (run it with `execute`); its reply says whether the job was asked to stop.
 
-    The reply (see `appended_reply`) spares a streaming worker a separate cancel poll while its
-    deltas flow.
+    The reply (see `appended_reply`) tells a streaming job of a cancel with its next delta, often
+    before its process's next poll (cancel_watch.py).
     """
     _append(job_id, attempt, event_type, data, [_key(job_id, "cancel")], client=pipe)
 
@@ -238,6 +238,14 @@ def request_cancel(job_id: Any) -> None:
 
 def cancel_requested(job_id: Any) -> bool:
     return bool(redis_client().exists(_key(job_id, "cancel")))
+
+
+def canceled_among(job_ids: list[Any]) -> set[str]:
+    """Which of these jobs were asked to stop, in one round trip."""
+    if not job_ids:
+        return set()
+    flags = redis_client().mget([_key(job_id, "cancel") for job_id in job_ids])
+    return {str(job_id) for job_id, flag in zip(job_ids, flags, strict=True) if flag is not None}
 
 
 class DeltaBuffer:

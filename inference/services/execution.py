@@ -61,9 +61,6 @@ class DatabaseUnavailable(Exception):
 
 def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
     """Run attempt `attempt` of a job if it is still ours; returns the final status."""
-    # The claim takes only a job not asked to stop: a fast first token needs no cancel poll before
-    # it (any cancel from here on is reported by its append), a slow model's load still gets one.
-    claimed_at = time.monotonic()
     try:
         job = job_start(job_id=job_id, attempt=attempt, worker=worker)
     except (db.OperationalError, db.InterfaceError) as exc:
@@ -75,7 +72,7 @@ def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
         db.connection.close()  # the backend may take seconds to its first token
     usage = Usage()
     partial: list[str] = []
-    with Lease(job.id, attempt, cancel_checked_at=claimed_at) as lease:
+    with Lease(job.id, attempt) as lease:
         try:
             backend = backend_for(job.model)
             usage = Usage(prompt_tokens=backend.count_tokens(backend.prompt_text(job.input)))
@@ -119,7 +116,7 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
     """
     # Deltas go out as tokens come, coalesced; held ones go out on time even if the backend stalls.
     # Among other jobs, the process's log writer sends them: no thread waits for Redis per delta.
-    with JobLog(job.id, job.attempt, on_cancel=lease.cancel_checked) as log:
+    with JobLog(job.id, job.attempt, on_cancel=lease.cancel_reported) as log:
         return _generate_into(job, backend, lease, tokens, prompt_tokens, log)
 
 
