@@ -13,12 +13,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from accounts.websocket_auth import ApiKeyOrSessionAuthMiddleware  # noqa: E402
+from config.request_threads import RequestThreads  # noqa: E402
 from inference.routing import websocket_urlpatterns  # noqa: E402
 from ops.websockets import WebsocketCounter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestThreads(django_asgi_app),
         "websocket": WebsocketCounter(ApiKeyOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
