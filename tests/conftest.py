@@ -83,6 +83,9 @@ def worker_env(django_db_setup, django_db_blocker) -> Iterator[dict[str, str]]:
     from django.db import connection
 
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings")
+    # Each process decides (daphne's config/asgi.py turns the pool on; a prefork worker must not
+    # have it): one a test module set in this process by importing config.asgi must not leak.
+    env.pop("DATABASE_POOL", None)
     with django_db_blocker.unblock():
         name = connection.settings_dict["NAME"]
     base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]

@@ -5,10 +5,14 @@ import threading
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
 from django.core.signals import request_started
 
-from config.asgi import django_asgi_app
 from config.request_threads import RequestThreads
+
+# Django's handler, as config/asgi.py wraps it. Not imported from there: config.asgi sets
+# DATABASE_POOL in this process's environment, which every worker a later test starts inherits.
+django_asgi_app = get_asgi_application()
 
 SCOPE = {
     "type": "http",
