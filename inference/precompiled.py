@@ -11,7 +11,9 @@ results with the plain queryset's.
 
 `PrecompiledUpdate` does the same for an UPDATE a worker runs on every job
 (claiming it, marking its first token): building and compiling the queryset
-cost about 1.4 ms of the claim's 1.8 ms.
+cost about 1.4 ms of the claim's 1.8 ms. `then_lookup` runs an update and a
+lookup of the row it changed as one statement: a worker claims a job and
+loads it to run in one round trip.
 """
 
 from __future__ import annotations
@@ -53,14 +55,25 @@ class PrecompiledLookup(Generic[M]):
         self._per_thread = threading.local()
 
     def __call__(self, value: Any) -> M | None:
+        compiled = self._compiled()
+        with connections[compiled.compiler.using].cursor() as cursor:
+            cursor.execute(compiled.sql, self._params(compiled, value))
+            return self._instance(compiled, cursor.fetchmany(1))
+
+    def _compiled(self) -> _Compiled:
         compiled = getattr(self._per_thread, "compiled", None)
         if compiled is None:
             compiled = self._per_thread.compiled = self._compile()
+        return compiled
+
+    @staticmethod
+    def _params(compiled: _Compiled, value: Any) -> list:
         params = list(compiled.params)
         params[compiled.value_index] = compiled.prepare(value)
-        with connections[compiled.compiler.using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchmany(1)
+        return params
+
+    @staticmethod
+    def _instance(compiled: _Compiled, rows: list) -> M | None:
         for row in compiled.compiler.results_iter([rows]):
             instance = compiled.compiler.query.model.from_db(
                 compiled.compiler.using, compiled.init_list, row[compiled.model_fields]
@@ -102,6 +115,7 @@ class PrecompiledLookup(Generic[M]):
 @dataclass(frozen=True)
 class _CompiledUpdate:
     using: str
+    table: str
     sql: str
     params: tuple
     slots: dict[str, tuple[list[int], Callable[[Any], Any]]]  # each argument: where it goes, how it is prepared
@@ -128,17 +142,44 @@ class PrecompiledUpdate:
         self._per_thread = threading.local()
 
     def __call__(self, **arguments: Any) -> int:
+        compiled = self._compiled()
+        with transaction.mark_for_rollback_on_error(compiled.using), connections[compiled.using].cursor() as cursor:
+            cursor.execute(compiled.sql, self._params(compiled, arguments))
+            return cursor.rowcount
+
+    def then_lookup(self, lookup: PrecompiledLookup[M], value: Any, **arguments: Any) -> M | None:
+        """Run the update, then `lookup(value)` if it changed a row (None if not), in one statement on PostgreSQL.
+
+        The lookup reads the row as the update left it, from the update's RETURNING: wrapped in a
+        CTE named after the table, the update shadows the table in the lookup's own compiled SQL
+        (`WITH "job" AS (UPDATE "job" ... RETURNING *) SELECT ... FROM "job" JOIN ...`), so its
+        joins and instance building stay the ORM's. Elsewhere, two statements.
+        """
+        compiled = self._compiled()
+        connection = connections[compiled.using]
+        if connection.vendor != "postgresql":
+            return lookup(value) if self(**arguments) else None
+        select = lookup._compiled()
+        table = connection.ops.quote_name(compiled.table)
+        sql = f"WITH {table} AS ({compiled.sql} RETURNING *) {select.sql}"
+        with transaction.mark_for_rollback_on_error(compiled.using), connection.cursor() as cursor:
+            cursor.execute(sql, self._params(compiled, arguments) + lookup._params(select, value))
+            return lookup._instance(select, cursor.fetchmany(1))
+
+    def _compiled(self) -> _CompiledUpdate:
         compiled = getattr(self._per_thread, "compiled", None)
         if compiled is None:
             compiled = self._per_thread.compiled = self._compile()
+        return compiled
+
+    @staticmethod
+    def _params(compiled: _CompiledUpdate, arguments: dict[str, Any]) -> list:
         params = list(compiled.params)
         for name, (indexes, prepare) in compiled.slots.items():
             prepared = prepare(arguments[name])
             for index in indexes:
                 params[index] = prepared
-        with transaction.mark_for_rollback_on_error(compiled.using), connections[compiled.using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            return cursor.rowcount
+        return params
 
     def _compile(self) -> _CompiledUpdate:
         queryset, values = self._build(**self._placeholders)
@@ -163,4 +204,5 @@ class PrecompiledUpdate:
             slots[name] = (indexes, prepare)
         if sum(len(indexes) for indexes, _ in slots.values()) != len({i for ix, _ in slots.values() for i in ix}):
             raise ValueError("two arguments' placeholders are equal once prepared")
-        return _CompiledUpdate(using=queryset.db, sql=sql, params=tuple(params), slots=slots)
+        table = queryset.model._meta.db_table
+        return _CompiledUpdate(using=queryset.db, table=table, sql=sql, params=tuple(params), slots=slots)

@@ -55,15 +55,16 @@ def job_get_for_user(*, user: User, job_id: str | uuid.UUID) -> Job:
     return job
 
 
-# Every job a worker starts is loaded with its model and webhook; the nil UUID names no job.
-_job_to_run = PrecompiledLookup(
+# Every job a worker starts is loaded with its model and webhook (inference.services.jobs sends this
+# lookup right behind the claim); the nil UUID names no job.
+job_to_run_lookup = PrecompiledLookup(
     lambda job_id: Job.objects.select_related("model", "webhook").filter(id=job_id), placeholder=uuid.UUID(int=0)
 )
 
 
 def job_get_to_run(*, job_id: str | uuid.UUID) -> Job | None:
     """A job with its model and its webhook if it has one (a LEFT JOIN: most have none)."""
-    return _job_to_run(job_id)
+    return job_to_run_lookup(job_id)
 
 
 def jobs_finished_among(*, job_ids: list[str]) -> set[str]:

@@ -11,15 +11,27 @@ with its own connection: those still close after every task, or idle threads
 would hold the database's connection slots.
 
 `CELERY_DB_REUSE_MAX` (settings) turns the fixup's own closing down.
+
+A prefork child skips Django's health check (a `SELECT 1`, one more round trip
+before every claim) when its previous task ended moments ago, as daphne's
+database threads do (inference/db_threads.py). Should the server have dropped
+the connection meanwhile, the claim fails, the task is retried within a second
+(DatabaseUnavailable) and the retry finds the connection broken and reconnects.
 """
 
 from __future__ import annotations
 
+import time
+
 from celery.signals import task_postrun, task_prerun, worker_process_init
 from django.db import close_old_connections, connections
 
+# A connection a prefork child used this recently is trusted without a health check.
+TRUST_RECENT_CONNECTION_SECONDS = 5.0
+
 # True in a prefork child, the only process where one thread runs every task.
 _one_task_at_a_time = False
+_last_task_ended = float("-inf")
 
 
 def one_task_at_a_time() -> bool:
@@ -37,11 +49,17 @@ def _on_pool_process_start(**kwargs) -> None:
 @task_prerun.connect
 def _before_task(**kwargs) -> None:
     close_old_connections()
+    if _one_task_at_a_time and time.monotonic() - _last_task_ended < TRUST_RECENT_CONNECTION_SECONDS:
+        for connection in connections.all(initialized_only=True):
+            if connection.connection is not None:
+                connection.health_check_done = True
 
 
 @task_postrun.connect
 def _after_task(**kwargs) -> None:
+    global _last_task_ended
     if _one_task_at_a_time:
         close_old_connections()
+        _last_task_ended = time.monotonic()
     else:
         connections.close_all()

@@ -30,7 +30,7 @@ from inference.errors import Conflict, InvalidInput
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.precompiled import PrecompiledUpdate
 from inference.queueing import enqueue_job
-from inference.selectors import ai_model_get_runnable, job_get_to_run
+from inference.selectors import ai_model_get_runnable, job_to_run_lookup
 from inference.services.events import visible_text
 from inference.validation import GENERATION_TASKS, InputError, ModelLimits, validate_job_input
 from webhooks.services import webhooks_on_job_event
@@ -207,19 +207,23 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
     that never started before its queue deadline expires.
     """
     now = timezone.now()
-    claimed = _claim(job_id=job_id, attempt=attempt, now=now, worker=worker[:255])
-    if not claimed:
+    job = _claim_and_load(job_id=job_id, attempt=attempt, now=now, worker=worker[:255])
+    if job is None:
         queued = Job.objects.filter(id=job_id, status=JobStatus.QUEUED, attempt=attempt)
         # Queued with a cancel request: an operator requeued a job whose cancel had not landed yet.
         canceled = queued.filter(cancel_requested_at__isnull=False)
         if not (canceled.exists() and _cancel_settle(canceled, job_id=job_id, now=now)):
             _expire_if_overdue(job_id, now)
         return None
-    # The webhook comes along: most jobs have none, and need no query to learn it.
-    job = job_get_to_run(job_id=job_id)
     _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
     webhooks_on_job_event(job.id, "start", has_webhook=hasattr(job, "webhook"))
     return job
+
+
+def _claim_and_load(*, job_id: Any, attempt: int, now: datetime, worker: str) -> Job | None:
+    """Claim the job and load it to run, with its model and its webhook (most jobs have none), in
+    one statement; None when the claim changed nothing."""
+    return _claim.then_lookup(job_to_run_lookup, job_id, job_id=job_id, attempt=attempt, now=now, worker=worker)
 
 
 def job_heartbeat(*, job_id: Any, attempt: int) -> bool:

@@ -15,7 +15,7 @@ from accounts.models import ApiKey, Plan
 from accounts.services import api_key_create
 from inference.models import AIModel, Job, JobStatus
 from inference.precompiled import PrecompiledLookup, PrecompiledUpdate
-from inference.services.jobs import _claim, _mark_first_token, job_submit
+from inference.services.jobs import _claim, _claim_and_load, _mark_first_token, job_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -158,6 +158,46 @@ def test_the_claim_takes_only_a_queued_attempt_in_time_and_never_twice(owner, ec
     assert _claim(job_id=retried.id, attempt=2, now=now, worker="w") == 0
     assert Job.objects.get(id=retried.id).started_at == started_before  # the first attempt's start counts
     assert Job.objects.filter(status=JobStatus.RUNNING).count() == 1
+
+
+def test_claiming_and_loading_is_one_query_that_gives_the_job_as_claimed_with_its_model_and_webhook(
+    owner, echo_model, settings
+):
+    from inference.selectors import job_get_to_run
+    from inference.services.admission import job_create
+    from webhooks.services import WebhookRequest
+
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]  # the receiver need not exist: nothing is sent here
+    plain = _queued_job(owner, echo_model)
+    hooked = job_create(
+        user=owner,
+        model="echo",
+        input={"messages": [{"role": "user", "content": "b"}]},
+        webhook=WebhookRequest(url="http://127.0.0.1:9/hook", events=("completed",)),
+    )
+    now = timezone.now()
+
+    for job in (plain, hooked):
+        with CaptureQueriesContext(connection) as queries:
+            claimed = _claim_and_load(job_id=job.id, attempt=1, now=now, worker="w@host")
+            has_webhook, model = hasattr(claimed, "webhook"), claimed.model
+        expected = job_get_to_run(job_id=job.id)
+        assert len(queries) == 1
+        assert (claimed.status, claimed.worker, claimed.heartbeat_at) == (JobStatus.RUNNING, "w@host", now)
+        assert _fields(claimed) == _fields(expected)
+        assert _fields(model) == _fields(expected.model)
+        assert has_webhook == hasattr(expected, "webhook")
+    assert (
+        hasattr(_claim_and_load(job_id=_queued_job(owner, echo_model).id, attempt=1, now=now, worker="w"), "webhook")
+        is False
+    )
+
+    # Nothing to claim: nothing loaded, nothing changed.
+    assert _claim_and_load(job_id=plain.id, attempt=1, now=now, worker="other") is None
+    assert Job.objects.get(id=plain.id).worker == "w@host"
+    late = _queued_job(owner, echo_model, deadline_at=now - timedelta(seconds=1))
+    assert _claim_and_load(job_id=late.id, attempt=1, now=now, worker="w") is None
+    assert Job.objects.get(id=late.id).status == JobStatus.QUEUED
 
 
 def test_marking_the_first_token_touches_only_the_running_attempt(owner, echo_model):

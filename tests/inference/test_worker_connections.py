@@ -61,7 +61,11 @@ def test_a_prefork_child_reuses_its_connection_across_jobs_and_replaces_a_droppe
             cursor.execute("SELECT pg_terminate_backend(%s)", [kept[0]])
         wait_for(lambda: not _backends(application), what="the connection to be dropped")
 
-        _run(owner)  # the health check finds the dead connection and opens a new one
+        # Used moments ago, the connection is trusted without a health check: the claim finds it
+        # dead, and the task is tried again at once on a new one.
+        assert "Retry in" not in worker.log()
+        _run(owner)
+        assert "Retry in" in worker.log()
         assert [pid for pid, _ in _backends(application)] != [kept[0]]
     finally:
         worker.stop()
