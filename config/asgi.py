@@ -3,23 +3,24 @@
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DATABASE_POOL", "true")  # see DATABASE_POOL in config/settings.py
-django_asgi_app = get_asgi_application()  # before importing consumers: it sets Django up
+django.setup(set_prefix=False)  # before importing consumers (and as get_asgi_application() does)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from accounts.websocket_auth import ApiKeyOrSessionAuthMiddleware  # noqa: E402
+from config.asgi_handler import RequestHandler  # noqa: E402
 from config.request_threads import RequestThreads  # noqa: E402
 from inference.routing import websocket_urlpatterns  # noqa: E402
 from ops.websockets import WebsocketCounter  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestThreads(django_asgi_app),
+        "http": RequestThreads(RequestHandler()),
         "websocket": WebsocketCounter(ApiKeyOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -68,7 +68,7 @@ def new_request_id(given: str | None = None) -> str:
 class RequestIdMiddleware:
     """Sets the request id for the request's logs and echoes it in the response.
 
-    Sync and async, as Django's own middleware; under daphne it runs sync (config/middleware.py).
+    Sync and async, as Django's own middleware; under daphne it runs sync (config/asgi_handler.py).
     """
 
     sync_capable = True
