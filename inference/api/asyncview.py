@@ -2,9 +2,11 @@
 
 DRF is synchronous. `AsyncAPIView` keeps everything DRF gives a view (the
 same authentication, permissions, parsers, exception handler and OpenAPI
-description) but its handlers are `async def`, so a request that waits for a
-job holds no thread while it waits. Database work runs through `run_db`
-(inference/db_threads.py).
+description) but its handlers are `async def`: a request that waits for a
+job waits on the event loop, and its database work runs through `run_db`
+(inference/db_threads.py). The request's own thread, where its middleware
+ran (config/asgi_handler.py), stays parked until the handler returns: a
+waiting request holds one idle thread, none of the database threads.
 """
 
 from __future__ import annotations

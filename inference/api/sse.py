@@ -1,6 +1,7 @@
 """`GET /api/v1/jobs/{id}/events`: a job's events as Server-Sent Events.
 
-An async view, so a long stream holds no thread: daphne serves many at once.
+An async view: the event loop writes the stream, and the request's thread stays parked
+(idle) until it ends, so daphne serves many at once.
 Resumes after `?after=N` or the `Last-Event-ID` a reconnecting client sends.
 """
 

@@ -1,4 +1,4 @@
-"""Waiting for a job without holding a thread: follow its event log until `done`."""
+"""Waiting for a job on the event loop: follow its event log until `done`, no polling of the database."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """The OpenAI-compatible API under /v1/: each call is a job, run by a worker like any other.
 
-Views are async: a call waits for its job (or streams its events) without
-holding a thread. Errors keep OpenAI's shape, so the official SDKs raise
-their usual classes (404 NotFoundError, 401 AuthenticationError, 429
-RateLimitError, 400 BadRequestError).
+Views are async: a call waits for its job (or streams its events) on the
+event loop, its request's thread parked meanwhile (inference/api/asyncview.py).
+Errors keep OpenAI's shape, so the official SDKs raise their usual classes
+(404 NotFoundError, 401 AuthenticationError, 429 RateLimitError, 400
+BadRequestError).
 """
 
 from __future__ import annotations
