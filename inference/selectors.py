@@ -55,8 +55,8 @@ def job_get_for_user(*, user: User, job_id: str | uuid.UUID) -> Job:
     return job
 
 
-# Every job a worker starts is loaded with its model and webhook (inference.services.jobs sends this
-# lookup right behind the claim); the nil UUID names no job.
+# Every job a worker starts is loaded with its model and webhook (inference.services.jobs runs this
+# lookup in one statement with the claim); the nil UUID names no job.
 job_to_run_lookup = PrecompiledLookup(
     lambda job_id: Job.objects.select_related("model", "webhook").filter(id=job_id), placeholder=uuid.UUID(int=0)
 )
