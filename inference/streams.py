@@ -26,7 +26,7 @@ from inference.event_loops import one_per_event_loop
 
 EVENT_TYPES = ("status", "delta", "progress", "error", "done")
 
-_APPEND = """
+_APPEND_STEPS = """
 local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
 local attempt = tonumber(ARGV[1])
 if attempt < fence then return false end
@@ -36,9 +36,26 @@ redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '0-' .. seq, 'type', ARGV[2], 'attempt', ARGV[1], 'data', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', KEYS[1], seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
+"""
+_APPEND = (
+    _APPEND_STEPS
+    + """
 if KEYS[4] then return {seq, redis.call('EXISTS', KEYS[4])} end
 return seq
 """
+)
+# The same append, only as the log's first event, with its owner's tabs told (KEYS[4] their feed).
+_APPEND_FIRST = (
+    """
+if redis.call('EXISTS', KEYS[3]) == 1 then return false end
+"""
+    + _APPEND_STEPS
+    + """
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[7])
+redis.call('EXPIRE', KEYS[4], ARGV[5])
+return seq
+"""
+)
 
 
 MAX_CONNECTIONS = 10_000
@@ -77,6 +94,11 @@ def redis_client() -> redis.Redis:
 @lru_cache(maxsize=1)
 def _append_script():
     return redis_client().register_script(_APPEND)
+
+
+@lru_cache(maxsize=1)
+def _append_first_script():
+    return redis_client().register_script(_APPEND_FIRST)
 
 
 def _key(job_id: Any, part: str) -> str:
@@ -222,6 +244,27 @@ def append_event_notifying(
             raise reply
     if appended is None:
         raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
+
+
+def append_first_notifying(
+    job_id: Any, attempt: int, event_type: str, data: dict[str, Any], *, owner_id: Any, change: dict[str, Any]
+) -> bool:
+    """Append an event and tell its owner's tabs, in one round trip, only if it is the log's first event.
+
+    False, and nothing written, when something came first: a job's `queued` is announced after its
+    message is sent, and a worker that started it meanwhile has already said `running`.
+    """
+    keys = [log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq"), user_feed_key(owner_id)]
+    args = [
+        attempt,
+        event_type,
+        json_codec.dumps(data),
+        settings.EVENT_LOG_MAX_EVENTS,
+        settings.EVENT_LOG_TTL_SECONDS,
+        USER_FEED_MAX,
+        json_codec.dumps(change),
+    ]
+    return _append_first_script()(keys=keys, args=args) is not None
 
 
 async def await_user_changes(user_id: Any, after_id: str, timeout_ms: int) -> list[tuple[str, dict[str, Any]]]:

@@ -139,11 +139,10 @@ def job_store(job: Job) -> Job:
 
 def _insert_and_enqueue(job: Job, model: AIModel) -> None:
     job.save(force_insert=True)
-    # Registered first, so it runs first: the log starts with `queued` before any worker writes.
-    transaction.on_commit(
-        lambda: _announce(job.id, job.owner_id, job.attempt, "status", {"status": JobStatus.QUEUED, "attempt": 1})
-    )
+    # The message goes first, the `queued` status right behind it, only as the log's first event:
+    # the worker starts no later for it, and never has its `running` followed by a stale `queued`.
     enqueue_job(job_id=job.id, attempt=job.attempt, queue=model.queue)
+    transaction.on_commit(lambda: _announce_queued(job))
 
 
 def _job_submit_idempotent(job: Job, model: AIModel) -> Job:
@@ -490,6 +489,15 @@ def _announce(job_id: Any, owner_id: Any, attempt: int, event_type: str, data: d
     except Exception:
         # Watchers fall back to the stored job when the log is missing.
         logger.warning("could not append %s to the event log of %s", event_type, job_id, exc_info=True)
+
+
+def _announce_queued(job: Job) -> None:
+    change = {"job": str(job.id), "status": JobStatus.QUEUED, "attempt": job.attempt}
+    data = {"status": JobStatus.QUEUED, "attempt": job.attempt}
+    try:
+        streams.append_first_notifying(job.id, job.attempt, "status", data, owner_id=job.owner_id, change=change)
+    except Exception:
+        logger.warning("could not append queued to the event log of %s", job.id, exc_info=True)
 
 
 def _announce_end(

@@ -1,5 +1,7 @@
 """The event log on real Redis: the attempt fence, and the replay rebuilt once the log has expired."""
 
+import json
+
 import pytest
 
 from inference import streams
@@ -110,3 +112,26 @@ def test_pipelined_appends_take_one_round_trip_and_survive_a_redis_that_forgot_t
     assert replies[1] is None
     assert visible_text(streams.read_events(job.id)) == "one two three"
     assert [event.seq for event in streams.read_events(job.id)] == [1, 2, 3]
+
+
+def test_queued_is_announced_only_as_the_logs_first_event_and_its_owner_told_only_then(
+    owner, echo_model, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_submit(user=owner, model="echo", input=CHAT)  # its `queued` announced at commit
+    started = job_submit(user=owner, model="echo", input=CHAT)
+    feed = streams.redis_client().xrange(streams.user_feed_key(owner.id))
+    told = [json.loads(fields["data"]) for _, fields in feed]
+    queued = {"status": "queued", "attempt": 1}
+
+    assert [(event.seq, event.type, event.data) for event in streams.read_events(job.id)] == [(1, "status", queued)]
+    assert {"job": str(job.id), **queued} in told
+
+    # A worker that took the message before the `queued` behind it was written has said `running`.
+    streams.append_event(started.id, 1, "status", {"status": "running", "attempt": 1})
+    feed_before = streams.redis_client().xlen(streams.user_feed_key(owner.id))
+
+    change = {"job": str(started.id), **queued}
+    assert not streams.append_first_notifying(started.id, 1, "status", queued, owner_id=owner.id, change=change)
+    assert [event.data["status"] for event in streams.read_events(started.id)] == ["running"]
+    assert streams.redis_client().xlen(streams.user_feed_key(owner.id)) == feed_before
