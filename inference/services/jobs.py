@@ -173,7 +173,7 @@ def _job_submit_idempotent(job: Job, model: AIModel) -> Job:
 _ANY_JOB = {"job_id": uuid.UUID(int=0), "attempt": 32_123, "now": datetime(1901, 2, 3, 4, 5, 6, tzinfo=UTC)}
 _JOB_FIELDS = {"job_id": "id", "attempt": "attempt", "now": "heartbeat_at"}
 
-# Every job a worker runs is claimed, and its first token marked: both compiled once per thread.
+# Every job a worker runs is claimed, and its first token marked: both compiled once per process.
 _claim = PrecompiledUpdate(
     lambda job_id, attempt, now, worker: (
         Job.objects.filter(

@@ -53,15 +53,17 @@ def test_a_model_lookup_decodes_json_fields_and_works_on_every_thread():
     assert model_to_dict(found) == model_to_dict(AIModel.objects.get(slug="tiny"))
     assert found.config == {"tokens": 3}
 
-    def on_a_thread(slug: str) -> str | None:
+    def on_a_thread(slug: str) -> tuple[str | None, object]:
         try:
             model = lookup(slug)
-            return model and model.slug
+            return model and model.slug, lookup._compiled()
         finally:
             connection.close()
 
-    with ThreadPoolExecutor(2) as threads:  # compiled once per thread, each on its own connection
-        assert list(threads.map(on_a_thread, ["tiny", "none", "tiny"])) == ["tiny", None, "tiny"]
+    with ThreadPoolExecutor(2) as threads:  # compiled once for all threads, each reading on its own connection
+        found_on_threads = list(threads.map(on_a_thread, ["tiny", "none", "tiny"]))
+    assert [slug for slug, _ in found_on_threads] == ["tiny", None, "tiny"]
+    assert {id(compiled) for _, compiled in found_on_threads} == {id(lookup._compiled())}
 
 
 def test_a_job_comes_with_its_model_and_its_webhook_or_none_as_the_orm_gives_them(owner, echo_model, settings):
