@@ -42,6 +42,25 @@ M = TypeVar("M", bound=Model)
 _PLACEHOLDER = "\x1fdjinn-precompiled-lookup-value\x1f"
 
 
+T = TypeVar("T")
+
+
+class _Once(Generic[T]):
+    """`make()`'s result, made by the first caller; the others wait for it, then share it."""
+
+    def __init__(self, make: Callable[[], T]):
+        self._make = make
+        self._made: T | None = None
+        self._making = threading.Lock()
+
+    def __call__(self) -> T:
+        if self._made is None:
+            with self._making:
+                if self._made is None:
+                    self._made = self._make()
+        return self._made
+
+
 @dataclass(frozen=True)
 class _Compiled:
     compiler: Any
@@ -61,21 +80,13 @@ class PrecompiledLookup(Generic[M]):
         """`placeholder`: a value the field accepts and no real lookup uses (a UUID field refuses a string)."""
         self._queryset_for = queryset_for
         self._placeholder = placeholder
-        self._compiled_once: _Compiled | None = None
-        self._compiling = threading.Lock()
+        self._compiled = _Once(self._compile)
 
     def __call__(self, value: Any) -> M | None:
         compiled = self._compiled()
         with connections[compiled.compiler.using].cursor() as cursor:
             cursor.execute(compiled.sql, self._params(compiled, value))
             return self._instance(compiled, cursor.fetchmany(1))
-
-    def _compiled(self) -> _Compiled:
-        if self._compiled_once is None:
-            with self._compiling:
-                if self._compiled_once is None:
-                    self._compiled_once = self._compile()
-        return self._compiled_once
 
     @staticmethod
     def _params(compiled: _Compiled, value: Any) -> list:
@@ -150,8 +161,7 @@ class PrecompiledUpdate:
         self._build = build
         self._placeholders = placeholders
         self._fields = fields
-        self._compiled_once: _CompiledUpdate | None = None
-        self._compiling = threading.Lock()
+        self._compiled = _Once(self._compile)
 
     def __call__(self, **arguments: Any) -> int:
         compiled = self._compiled()
@@ -177,13 +187,6 @@ class PrecompiledUpdate:
         with transaction.mark_for_rollback_on_error(compiled.using), connection.cursor() as cursor:
             cursor.execute(sql, self._params(compiled, arguments) + lookup._params(select, value))
             return lookup._instance(select, cursor.fetchmany(1))
-
-    def _compiled(self) -> _CompiledUpdate:
-        if self._compiled_once is None:
-            with self._compiling:
-                if self._compiled_once is None:
-                    self._compiled_once = self._compile()
-        return self._compiled_once
 
     @staticmethod
     def _params(compiled: _CompiledUpdate, arguments: dict[str, Any]) -> list:

@@ -11,19 +11,8 @@ from django.db import close_old_connections, reset_queries
 
 from config import asgi_handler
 from config.request_threads import RequestThreads
+from tests.support.asgi import http_scope
 
-SCOPE = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "root_path": "",
-    "query_string": b"",
-    "headers": [(b"host", b"testserver")],
-    "client": ("127.0.0.1", 40000),
-    "server": ("testserver", 80),
-}
 ON_REQUEST_THREAD = "RequestHandler.load_middleware.<locals>.on_request_thread"
 
 
@@ -51,7 +40,7 @@ def thread_crossings(monkeypatch):
 
 
 async def get(application, path: str) -> tuple[int, bytes]:
-    communicator = ApplicationCommunicator(application, {**SCOPE, "path": path, "raw_path": path.encode()})
+    communicator = ApplicationCommunicator(application, http_scope(path))
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(10)
     body = await communicator.receive_output(10)

@@ -9,25 +9,11 @@ from django.core.asgi import get_asgi_application
 from django.core.signals import request_started
 
 from config.request_threads import RequestThreads
+from tests.support.asgi import http_scope
 
 # Django's handler, as config/asgi.py wraps it. Not imported from there: config.asgi sets
 # DATABASE_POOL in this process's environment, which every worker a later test starts inherits.
 django_asgi_app = get_asgi_application()
-
-SCOPE = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/healthz",
-    "raw_path": b"/healthz",
-    "root_path": "",
-    "query_string": b"",
-    "headers": [(b"host", b"testserver")],
-    "client": ("127.0.0.1", 40000),
-    "server": ("testserver", 80),
-}
 
 
 @pytest.fixture
@@ -47,7 +33,7 @@ def request_thread_of_each_request():
 
 
 async def get(application) -> int:
-    communicator = ApplicationCommunicator(application, dict(SCOPE))
+    communicator = ApplicationCommunicator(application, http_scope("/healthz"))
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(10)
     await communicator.receive_output(10)
@@ -95,7 +81,7 @@ def test_a_thread_still_busy_after_its_request_ended_is_not_given_to_the_next(re
     application = RequestThreads(django_asgi_app)
 
     async def abandon_one_then_ask_again():
-        hanging = ApplicationCommunicator(application, dict(SCOPE))
+        hanging = ApplicationCommunicator(application, http_scope("/healthz"))
         await hanging.send_input({"type": "http.request", "body": b"", "more_body": False})
         while not threads:
             await asyncio.sleep(0.01)
