@@ -11,7 +11,7 @@ from django.db import connection
 
 from inference.background import start_daemon
 from inference.cancel_watch import cancel_watch
-from inference.services.jobs import job_cancel_requested, job_heartbeat
+from inference.services.jobs import job_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +60,14 @@ class Lease:
         try:
             while not self._done.wait(settings.JOB_HEARTBEAT_SECONDS):
                 try:
-                    if not job_heartbeat(job_id=self.job_id, attempt=self.attempt):
+                    renewed = job_heartbeat(job_id=self.job_id, attempt=self.attempt)
+                    if renewed is None:
                         if self._done.is_set():
                             return  # the attempt stored its result meanwhile: the job finished, it was not lost
                         logger.warning("job %s attempt %s lost its lease", self.job_id, self.attempt)
                         self.lost.set()
                         return
-                    if job_cancel_requested(job_id=self.job_id):
+                    if renewed.cancel_requested_at is not None:
                         self.canceled.set()
                 except Exception:
                     # A blip in the database: try again next beat; the lease outlives several.

@@ -28,7 +28,7 @@ from accounts.models import User
 from inference import streams
 from inference.errors import Conflict, InvalidInput
 from inference.models import AIModel, Job, JobClient, JobStatus
-from inference.precompiled import PrecompiledUpdate
+from inference.precompiled import PrecompiledLookup, PrecompiledUpdate
 from inference.queueing import enqueue_job
 from inference.selectors import ai_model_get_runnable, job_to_run_lookup
 from inference.services.events import visible_text
@@ -225,15 +225,24 @@ def _claim_and_load(*, job_id: Any, attempt: int, now: datetime, worker: str) ->
     return _claim.then_lookup(job_to_run_lookup, job_id, job_id=job_id, attempt=attempt, now=now, worker=worker)
 
 
-def job_heartbeat(*, job_id: Any, attempt: int) -> bool:
-    """Renew the lease; False means the attempt is no longer ours (reaped or finished)."""
-    return bool(
-        Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=attempt).update(heartbeat_at=timezone.now())
-    )
+# A running job's heartbeat renews its lease and reads back its cancel request, in one statement.
+_renew_lease = PrecompiledUpdate(
+    lambda job_id, attempt, now: (
+        Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=attempt),
+        {"heartbeat_at": now},
+    ),
+    placeholders=_ANY_JOB,
+    fields=_JOB_FIELDS,
+)
+_cancel_request_lookup = PrecompiledLookup(
+    lambda job_id: Job.objects.only("id", "cancel_requested_at").filter(id=job_id), placeholder=uuid.UUID(int=0)
+)
 
 
-def job_cancel_requested(*, job_id: Any) -> bool:
-    return Job.objects.filter(id=job_id, cancel_requested_at__isnull=False).exists()
+def job_heartbeat(*, job_id: Any, attempt: int) -> Job | None:
+    """Renew the lease: the job, with only its `cancel_requested_at` loaded, or None when the
+    attempt is no longer ours (reaped or finished)."""
+    return _renew_lease.then_lookup(_cancel_request_lookup, job_id, job_id=job_id, attempt=attempt, now=timezone.now())
 
 
 def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int) -> None:

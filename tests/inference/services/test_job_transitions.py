@@ -116,6 +116,20 @@ def test_canceling_a_finished_job_changes_nothing(job):
     assert (job.status, job.output_text, job.cancel_requested_at) == (JobStatus.SUCCEEDED, "done", None)
 
 
+def test_a_heartbeat_renews_the_lease_and_reads_back_a_cancel_request_in_one_statement(job, django_assert_num_queries):
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    _go_stale(job)
+
+    with django_assert_num_queries(1):
+        renewed = job_heartbeat(job_id=job.id, attempt=1)
+
+    assert renewed.cancel_requested_at is None
+    job.refresh_from_db()
+    assert timezone.now() - job.heartbeat_at < timedelta(seconds=5)
+    job_cancel(job=job)
+    assert job_heartbeat(job_id=job.id, attempt=1).cancel_requested_at is not None
+
+
 def test_the_reaper_leaves_a_job_with_a_live_heartbeat_alone(job):
     job_start(job_id=job.id, attempt=1, worker="w1")
     job_heartbeat(job_id=job.id, attempt=1)
