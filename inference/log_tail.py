@@ -80,28 +80,40 @@ class Inbox:
         """The pushed events that follow `after` without a gap, waiting up to `timeout` seconds for some.
 
         Also says whether the watcher must read the log (from the last event returned): an
-        event went missing, or the inbox overflowed. Nothing and False means silence.
+        event went missing, or the inbox overflowed. Nothing and False means silence: no new
+        event came for `timeout` seconds (events the watcher already read from the log are not news).
         """
-        if not self._events and not self._stale:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(self._waiter, timeout)
-            except TimeoutError:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if not self._events and not self._stale and not await self._wait(deadline - loop.time()):
                 return [], False
-            finally:
-                self._waiter = None
-        taken: list[Event] = []
-        while self._events:
-            event = self._events.popleft()
-            if event.seq <= after:
-                continue  # already read from the log
-            if event.seq != after + 1:
-                self.mark_stale()
-                break
-            taken.append(event)
-            after = event.seq
-        stale, self._stale = self._stale, False
-        return taken, stale
+            taken: list[Event] = []
+            while self._events:
+                event = self._events.popleft()
+                if event.seq <= after:
+                    continue  # already read from the log
+                if event.seq != after + 1:
+                    self.mark_stale()
+                    break
+                taken.append(event)
+                after = event.seq
+            if taken or self._stale:
+                stale, self._stale = self._stale, False
+                return taken, stale
+
+    async def _wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a push; False if none came."""
+        if timeout <= 0:
+            return False
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._waiter, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiter = None
 
 
 class _Connection(asyncio.Protocol):

@@ -49,6 +49,22 @@ def test_every_watcher_of_a_job_takes_its_new_events_in_order():
     assert [event.data["text"] for event in first] == ["t0 ", "t1 ", "t2 "]
 
 
+def test_an_inbox_holding_only_events_already_read_from_the_log_waits_for_the_next_one():
+    # A watcher reads the log while the same events are pushed to its inbox: those are not
+    # silence (silence sends it to ask the database whether the job ended, 50 ms and a query).
+    pushed = [streams.Event(seq, "delta", 1, {"text": f"t{seq} "}) for seq in (1, 2, 3)]
+
+    async def scenario():
+        inbox = log_tail.Inbox()
+        inbox.push(pushed[0])
+        inbox.push(pushed[1])
+        asyncio.get_running_loop().call_later(0.05, inbox.push, pushed[2])
+        return await inbox.take(2, timeout=5)
+
+    taken, stale = asyncio.run(scenario())
+    assert (taken, stale) == ([pushed[2]], False)
+
+
 def test_an_inbox_left_unread_holds_a_bounded_number_of_events_and_sends_its_watcher_to_the_log():
     job_id = uuid.uuid4()
     appended = log_tail.INBOX_MAX + 50
