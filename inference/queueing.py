@@ -15,4 +15,9 @@ def enqueue_job(*, job_id, attempt: int, queue: str) -> None:
     Only ids travel: the worker reads the job, so a message can never carry
     stale state, and one for a superseded attempt is a no-op.
     """
-    transaction.on_commit(lambda: app.send_task(RUN_JOB_TASK, args=[str(job_id), attempt], queue=queue))
+    args = [str(job_id), attempt]
+    # Celery's own repr of the arguments (saferepr, for monitors) was an eighth of each publish's CPU.
+    argsrepr = repr(args)
+    transaction.on_commit(
+        lambda: app.send_task(RUN_JOB_TASK, args=args, queue=queue, argsrepr=argsrepr, kwargsrepr="{}")
+    )

@@ -1,3 +1,6 @@
+import base64
+import json
+
 import pytest
 from django.conf import settings
 
@@ -37,6 +40,11 @@ def test_it_sends_the_message_only_after_commit(owner, echo_model, django_captur
 
     assert _queued_messages("default") == before + 1
     assert [event.data["status"] for event in read_events(job.id)] == ["queued"]
+    message = json.loads(redis_client().lindex(f"{settings.REDIS_KEY_PREFIX}:celery:default", 0))
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    # Only ids travel, and monitors show them as Celery would.
+    assert (message["headers"]["task"], args, kwargs) == ("inference.tasks.run_job", [str(job.id), 1], {})
+    assert (message["headers"]["argsrepr"], message["headers"]["kwargsrepr"]) == (repr([str(job.id), 1]), "{}")
 
 
 def test_it_seeds_generation_jobs_so_a_retry_regenerates_the_same_text(owner, echo_model):
