@@ -196,6 +196,8 @@ def rate_seconds(rate: int) -> float:
 
 
 def percentile(values: list[float], fraction: float) -> float:
+    if not values:  # every request failed
+        return float("inf")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
@@ -274,8 +276,13 @@ async def open_loop(url: str, path: str, headers: dict, body: dict, rate: int, d
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        connection = idle.pop() if idle else await Connection(host, port, request).open()
-        status = await connection.send()
+        try:
+            connection = idle.pop() if idle else await Connection(host, port, request).open()
+            status = await connection.send()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            # Far past what the server holds, it refuses or resets connections: errors, not a crash.
+            errors += 1
+            return
         latencies.append((time.perf_counter() - scheduled) * 1000)
         idle.append(connection)
         errors += status != 202
@@ -350,7 +357,11 @@ def main() -> int:
                 break
     finally:
         daphne.terminate()
-        daphne.wait(timeout=15)
+        try:
+            daphne.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # still answering a backlog of requests an overload left it
+            daphne.kill()
+            daphne.wait()
         janitor_stopping.set()
         janitor_process.join(timeout=15)
         import redis
