@@ -1,10 +1,10 @@
-"""Helper threads a job starts for itself, started without waiting for them.
+"""Helper threads, started without waiting for them.
 
 `threading.Thread.start()` blocks until the new thread has run its first
 line: on a busy machine that wait (the new thread must be scheduled and take
-the GIL) was a fifth of a short job's time in its worker, and every job
-starts two (its lease's heartbeat and its delta sender). `start_daemon` hands
-the function to a new thread and returns at once.
+the GIL) was a fifth of a short job's time in its worker, and every streaming
+job starts one (its delta sender). `start_daemon` hands the function to a new
+thread and returns at once.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import logging
 import math
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from accounts.models import User
 from inference import streams
 from inference.errors import Conflict, InvalidInput
 from inference.models import AIModel, Job, JobClient, JobStatus
-from inference.precompiled import PrecompiledLookup, PrecompiledUpdate
+from inference.precompiled import PrecompiledUpdate
 from inference.queueing import enqueue_job
 from inference.selectors import ai_model_get_runnable, job_to_run_lookup
 from inference.services.events import visible_text
@@ -225,24 +226,30 @@ def _claim_and_load(*, job_id: Any, attempt: int, now: datetime, worker: str) ->
     return _claim.then_lookup(job_to_run_lookup, job_id, job_id=job_id, attempt=attempt, now=now, worker=worker)
 
 
-# A running job's heartbeat renews its lease and reads back its cancel request, in one statement.
-_renew_lease = PrecompiledUpdate(
-    lambda job_id, attempt, now: (
-        Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=attempt),
-        {"heartbeat_at": now},
-    ),
-    placeholders=_ANY_JOB,
-    fields=_JOB_FIELDS,
-)
-_cancel_request_lookup = PrecompiledLookup(
-    lambda job_id: Job.objects.only("id", "cancel_requested_at").filter(id=job_id), placeholder=uuid.UUID(int=0)
-)
+def jobs_heartbeat(*, attempts: Iterable[tuple[Any, int]]) -> dict[tuple[str, int], bool]:
+    """Renew the leases of running attempts, given as (job id, attempt) pairs, all at once.
 
-
-def job_heartbeat(*, job_id: Any, attempt: int) -> Job | None:
-    """Renew the lease: the job, with only its `cancel_requested_at` loaded, or None when the
-    attempt is no longer ours (reaped or finished)."""
-    return _renew_lease.then_lookup(_cancel_request_lookup, job_id, job_id=job_id, attempt=attempt, now=timezone.now())
+    Returns the attempts renewed, each with whether its job was asked to stop; an attempt
+    missing from it is no longer the job's (reaped, or finished meanwhile).
+    """
+    wanted = {(str(job_id), attempt) for job_id, attempt in attempts}
+    if not wanted:
+        return {}
+    with transaction.atomic():
+        # Locked, so a reaper deciding this job is stale waits and then sees the renewal.
+        running = (
+            Job.objects.select_for_update()
+            .filter(id__in={job_id for job_id, _ in wanted}, status=JobStatus.RUNNING)
+            .values_list("id", "attempt", "cancel_requested_at")
+        )
+        renewed = {
+            (str(job_id), attempt): cancel_requested_at is not None
+            for job_id, attempt, cancel_requested_at in running
+            if (str(job_id), attempt) in wanted
+        }
+        if renewed:
+            Job.objects.filter(id__in=[job_id for job_id, _ in renewed]).update(heartbeat_at=timezone.now())
+    return renewed
 
 
 def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int) -> None:

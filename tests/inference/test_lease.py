@@ -1,13 +1,18 @@
-"""A running attempt's lease: the process's cancel watch tells it of a cancel; it never asks Redis itself."""
+"""A running attempt's lease: the process's cancel watch tells it of a cancel, the process's lease keeper
+renews it with the others; it never asks Redis or the database itself."""
 
 import threading
+import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from inference import streams
 from inference.cancel_watch import CANCEL_POLL_SECONDS, CancelWatch
-from inference.lease import Lease
-from inference.services.jobs import job_start, job_submit
+from inference.lease import Lease, LeaseKeeper
+from inference.models import Job
+from inference.services.jobs import job_cancel, job_start, job_submit, jobs_reap
 
 pytestmark = pytest.mark.django_db
 
@@ -80,3 +85,73 @@ def test_a_cancel_reported_by_an_append_stops_the_job_at_once(running_jobs):
     assert not lease.should_stop()
     lease.cancel_reported(True)
     assert lease.should_stop()
+
+
+# The keeper renews from its own thread, on its own connection: these tests commit what it reads.
+keeper_test = pytest.mark.django_db(transaction=True)
+BEAT_SECONDS = 0.1
+
+
+def _go_stale(job) -> None:
+    Job.objects.filter(id=job.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+
+
+def _fresh(job) -> bool:
+    job.refresh_from_db()
+    return timezone.now() - job.heartbeat_at < timedelta(seconds=5)
+
+
+def _eventually(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(BEAT_SECONDS / 2)
+    return True
+
+
+@keeper_test
+def test_the_keeper_renews_every_lease_it_holds_and_none_it_released(running_jobs, settings):
+    settings.JOB_HEARTBEAT_SECONDS = BEAT_SECONDS
+    first, second, released = running_jobs(3)
+    keeper = LeaseKeeper()
+    leases = [Lease(job.id, 1) for job in (first, second, released)]
+    _go_stale(first)
+    _go_stale(second)
+    for lease in leases:
+        keeper.hold(lease)
+    keeper.release(leases[2])
+
+    assert _eventually(lambda: _fresh(first) and _fresh(second))
+    _go_stale(released)  # after a beat: one that began before the release has committed by now
+    time.sleep(3 * BEAT_SECONDS)  # a few more beats
+    assert not _fresh(released)
+    assert not any(lease.should_stop() for lease in leases)
+
+
+@keeper_test
+def test_a_lease_whose_job_moved_to_a_new_attempt_is_told_it_is_lost(running_jobs, settings):
+    settings.JOB_HEARTBEAT_SECONDS = BEAT_SECONDS
+    (job,) = running_jobs(1)
+    _go_stale(job)
+    assert jobs_reap().requeued == 1  # the job waits for attempt 2; this lease still holds attempt 1
+    lease = Lease(job.id, 1)
+
+    LeaseKeeper().hold(lease)
+
+    assert lease.lost.wait(5)
+    assert not lease.canceled.is_set()
+
+
+@keeper_test
+def test_a_cancel_request_stored_in_the_database_reaches_the_lease_with_its_renewal(running_jobs, settings):
+    settings.JOB_HEARTBEAT_SECONDS = BEAT_SECONDS
+    (job,) = running_jobs(1)
+    lease = Lease(job.id, 1)
+    keeper = LeaseKeeper()  # not the process's cancel watch: Redis is not asked here
+    keeper.hold(lease)
+
+    job_cancel(job=job)
+
+    assert lease.canceled.wait(5)
+    assert not lease.lost.is_set()

@@ -17,10 +17,10 @@ from inference.services.jobs import (
     estimate_tokens,
     job_cancel,
     job_finish,
-    job_heartbeat,
     job_mark_first_token,
     job_start,
     job_submit,
+    jobs_heartbeat,
     jobs_reap,
 )
 from inference.services.operator import job_requeue
@@ -116,23 +116,35 @@ def test_canceling_a_finished_job_changes_nothing(job):
     assert (job.status, job.output_text, job.cancel_requested_at) == (JobStatus.SUCCEEDED, "done", None)
 
 
-def test_a_heartbeat_renews_the_lease_and_reads_back_a_cancel_request_in_one_statement(job, django_assert_num_queries):
-    job_start(job_id=job.id, attempt=1, worker="w1")
-    _go_stale(job)
+def test_a_heartbeat_renews_the_leases_and_reads_back_their_cancel_requests(owner, echo_model):
+    jobs = [job_submit(user=owner, model="echo", input=CHAT) for i in range(3)]
+    for job in jobs:
+        job_start(job_id=job.id, attempt=1, worker="w1")
+        _go_stale(job)
+    job_cancel(job=jobs[1])
 
-    with django_assert_num_queries(1):
-        renewed = job_heartbeat(job_id=job.id, attempt=1)
+    renewed = jobs_heartbeat(attempts=[(job.id, 1) for job in jobs])
 
-    assert renewed.cancel_requested_at is None
-    job.refresh_from_db()
-    assert timezone.now() - job.heartbeat_at < timedelta(seconds=5)
-    job_cancel(job=job)
-    assert job_heartbeat(job_id=job.id, attempt=1).cancel_requested_at is not None
+    assert renewed == {(str(jobs[0].id), 1): False, (str(jobs[1].id), 1): True, (str(jobs[2].id), 1): False}
+    for job in jobs:
+        job.refresh_from_db()
+        assert timezone.now() - job.heartbeat_at < timedelta(seconds=5)
+
+
+def test_a_heartbeat_costs_the_same_statements_for_one_job_or_many(owner, echo_model, django_assert_num_queries):
+    jobs = [job_submit(user=owner, model="echo", input=CHAT) for i in range(5)]
+    for job in jobs:
+        job_start(job_id=job.id, attempt=1, worker="w1")
+
+    with django_assert_num_queries(4):  # savepoint, locked read, update, release
+        jobs_heartbeat(attempts=[(jobs[0].id, 1)])
+    with django_assert_num_queries(4):
+        jobs_heartbeat(attempts=[(job.id, 1) for job in jobs])
 
 
 def test_the_reaper_leaves_a_job_with_a_live_heartbeat_alone(job):
     job_start(job_id=job.id, attempt=1, worker="w1")
-    job_heartbeat(job_id=job.id, attempt=1)
+    jobs_heartbeat(attempts=[(job.id, 1)])
 
     report = jobs_reap()
 
@@ -161,7 +173,7 @@ def test_a_heartbeat_that_lands_before_the_reaper_writes_keeps_the_job(job, monk
     reap_one = jobs_service._reap_running
 
     def heartbeat_then_reap(stale_job, *args):
-        job_heartbeat(job_id=stale_job.id, attempt=stale_job.attempt)  # the worker wakes up just in time
+        jobs_heartbeat(attempts=[(stale_job.id, stale_job.attempt)])  # the worker wakes up just in time
         return reap_one(stale_job, *args)
 
     monkeypatch.setattr(jobs_service, "_reap_running", heartbeat_then_reap)
@@ -177,7 +189,7 @@ def test_the_old_attempt_cannot_finish_or_heartbeat_after_it_was_reaped(job):
     _go_stale(job)
     jobs_reap()
 
-    assert not job_heartbeat(job_id=job.id, attempt=1)
+    assert not jobs_heartbeat(attempts=[(job.id, 1)])
     assert not job_finish(job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(), output_text="late")
     assert job_start(job_id=job.id, attempt=2, worker="w2") is not None
     assert job_finish(job_id=job.id, attempt=2, status=JobStatus.SUCCEEDED, usage=Usage(), output_text="fresh")
@@ -244,12 +256,12 @@ def test_an_old_attempt_cannot_finish_or_heartbeat_while_the_new_one_runs(job):
     jobs_reap()
     job_start(job_id=job.id, attempt=2, worker="w2")
 
-    assert not job_heartbeat(job_id=job.id, attempt=1)
+    assert not jobs_heartbeat(attempts=[(job.id, 1)])
     assert not job_finish(job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(), output_text="late")
 
     job.refresh_from_db()
     assert (job.status, job.attempt, job.worker, job.output_text) == (JobStatus.RUNNING, 2, "w2", "")
-    assert job_heartbeat(job_id=job.id, attempt=2)
+    assert jobs_heartbeat(attempts=[(job.id, 2)])
 
 
 def test_a_job_retried_after_its_queue_deadline_runs_its_retry(job):
