@@ -270,6 +270,51 @@ class Usage:
         }
 
 
+def _running_attempt(job_id: Any, attempt: int) -> QuerySet[Job]:
+    return Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=attempt)
+
+
+def _result_values(
+    *, status, output_text, error_code, error_message, prompt_tokens, completion_tokens, now
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "output_text": output_text,
+        "error_code": error_code,
+        "error_message": error_message,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "finished_at": now,
+        "heartbeat_at": None,
+    }
+
+
+# Every generation job ends here, most of them in a burst beside other streams: compiled once. Compiling
+# it per call held the GIL for ~0.3 ms in the job's thread, while the process's log writer waited to send
+# every other stream's deltas.
+_store_result = PrecompiledUpdate(
+    lambda job_id, attempt, **result: (_running_attempt(job_id, attempt), _result_values(**result)),
+    placeholders={
+        **_ANY_JOB,
+        "status": "\x1fno-such-status\x1f",
+        "output_text": "\x1fno-such-output\x1f",
+        "error_code": "\x1fno-such-code\x1f",
+        "error_message": "\x1fno-such-message\x1f",
+        "prompt_tokens": 987_654_321,
+        "completion_tokens": 987_654_322,
+    },
+    fields={
+        **_JOB_FIELDS,
+        "status": "status",
+        "output_text": "output_text",
+        "error_code": "error_code",
+        "error_message": "error_message",
+        "prompt_tokens": "prompt_tokens",
+        "completion_tokens": "completion_tokens",
+    },
+)
+
+
 def job_finish(
     *,
     job_id: Any,
@@ -289,17 +334,19 @@ def job_finish(
     (neither changes after creation), sparing a query at the end of every job.
     """
     assert status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
-    finished = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=attempt).update(
+    result = dict(
         status=status,
         output_text=output_text,
-        output_json=output_json,
         error_code=error_code,
         error_message=error_message,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
-        finished_at=timezone.now(),
-        heartbeat_at=None,
+        now=timezone.now(),
     )
+    if output_json is None:
+        finished = _store_result(job_id=job_id, attempt=attempt, **result)
+    else:  # embeddings and classifications: rarer, and their model's work dwarfs compiling this
+        finished = _running_attempt(job_id, attempt).update(**_result_values(**result), output_json=output_json)
     if finished:
         if owner_id is None or has_webhook is None:
             owner_id, hook = Job.objects.filter(id=job_id).values_list("owner_id", "webhook__job_id").first()

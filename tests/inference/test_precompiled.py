@@ -15,7 +15,7 @@ from accounts.models import ApiKey, Plan
 from accounts.services import api_key_create
 from inference.models import AIModel, Job, JobStatus
 from inference.precompiled import PrecompiledLookup, PrecompiledUpdate
-from inference.services.jobs import _claim, _claim_and_load, _mark_first_token, job_submit
+from inference.services.jobs import _claim, _claim_and_load, _mark_first_token, _store_result, job_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -222,3 +222,30 @@ def test_an_update_whose_placeholders_collide_once_prepared_is_refused(owner, ec
 
     with pytest.raises(ValueError, match="equal once prepared"):
         same(a=1, b=2)
+
+
+def test_storing_a_result_changes_what_the_orm_update_changes_only_for_the_running_attempt(owner, echo_model):
+    by_orm, precompiled = (_queued_job(owner, echo_model, status=JobStatus.RUNNING, attempt=2) for _ in range(2))
+    now = timezone.now()
+    result = dict(
+        status=JobStatus.FAILED,
+        output_text="half an answer",
+        error_code="backend_error",
+        error_message="The model backend failed.",
+        prompt_tokens=11,
+        completion_tokens=3,
+    )
+
+    Job.objects.filter(id=by_orm.id, status=JobStatus.RUNNING, attempt=2).update(
+        **result, finished_at=now, heartbeat_at=None
+    )
+    assert _store_result(job_id=precompiled.id, attempt=1, now=now, **result) == 0  # a superseded attempt
+    with CaptureQueriesContext(connection) as queries:
+        assert _store_result(job_id=precompiled.id, attempt=2, now=now, **result) == 1
+    assert _store_result(job_id=precompiled.id, attempt=2, now=now, **result) == 0  # stored once
+
+    assert len(queries) == 1
+    own = {"id", "input", "created_at", "deadline_at", "enqueued_at", "request_fingerprint"}  # set at submit
+    expected = {k: v for k, v in _fields(Job.objects.get(id=by_orm.id)).items() if k not in own}
+    assert {k: v for k, v in _fields(Job.objects.get(id=precompiled.id)).items() if k not in own} == expected
+    assert expected["finished_at"] == now
