@@ -122,6 +122,7 @@ class LeaseKeeper:
                     continue  # its attempt stored its result meanwhile: the job finished, it was not lost
                 if key not in renewed:
                     logger.warning("job %s attempt %s lost its lease", *key)
+                    del self._held[key]  # nothing left to renew: the attempt stops at its next chunk
                     lease.lost.set()
                 elif renewed[key]:
                     lease.canceled.set()
