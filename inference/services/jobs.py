@@ -236,10 +236,12 @@ def jobs_heartbeat(*, attempts: Iterable[tuple[Any, int]]) -> dict[tuple[str, in
     if not wanted:
         return {}
     with transaction.atomic():
-        # Locked, so a reaper deciding this job is stale waits and then sees the renewal.
+        # Locked, so a reaper deciding this job is stale waits and then sees the renewal; in id
+        # order, so two keepers sharing a job (an old attempt and its successor) cannot deadlock.
         running = (
             Job.objects.select_for_update()
             .filter(id__in={job_id for job_id, _ in wanted}, status=JobStatus.RUNNING)
+            .order_by("id")
             .values_list("id", "attempt", "cancel_requested_at")
         )
         renewed = {
