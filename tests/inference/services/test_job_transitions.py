@@ -117,7 +117,7 @@ def test_canceling_a_finished_job_changes_nothing(job):
 
 
 def test_a_heartbeat_renews_the_leases_and_reads_back_their_cancel_requests(owner, echo_model):
-    jobs = [job_submit(user=owner, model="echo", input=CHAT) for i in range(3)]
+    jobs = [job_submit(user=owner, model="echo", input=CHAT) for _ in range(3)]
     for job in jobs:
         job_start(job_id=job.id, attempt=1, worker="w1")
         _go_stale(job)
@@ -132,7 +132,7 @@ def test_a_heartbeat_renews_the_leases_and_reads_back_their_cancel_requests(owne
 
 
 def test_a_heartbeat_costs_the_same_statements_for_one_job_or_many(owner, echo_model, django_assert_num_queries):
-    jobs = [job_submit(user=owner, model="echo", input=CHAT) for i in range(5)]
+    jobs = [job_submit(user=owner, model="echo", input=CHAT) for _ in range(5)]
     for job in jobs:
         job_start(job_id=job.id, attempt=1, worker="w1")
 
