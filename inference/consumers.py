@@ -16,6 +16,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from accounts.websocket_auth import scope_user
 from inference import json_codec, streams
 from inference.db_threads import run_db
 from inference.errors import NotFound
@@ -41,11 +42,15 @@ def _parse_after(scope) -> int | None:
     return 0
 
 
-def _find_job(user, job_id):
+def _caller_and_job(scope, job_id):
+    """Who is calling and their job (None if it is not theirs, or missing), in one database call."""
+    user = scope_user(scope)
+    if not user.is_authenticated:
+        return user, None
     try:
-        return job_get_for_user(user=user, job_id=job_id)
+        return user, job_get_for_user(user=user, job_id=job_id)
     except NotFound:
-        return None
+        return user, None
 
 
 class EventLoopConsumer(AsyncWebsocketConsumer):
@@ -85,12 +90,11 @@ class JobStreamConsumer(EventLoopConsumer):
     async def connect(self):
         # Accept first: a close before accept is a bare HTTP 403, and clients deserve the reason.
         await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        user, self.job = await run_db(_caller_and_job, self.scope, self.scope["url_route"]["kwargs"]["job_id"])
+        if not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         after = _parse_after(self.scope)
-        self.job = await run_db(_find_job, user, self.scope["url_route"]["kwargs"]["job_id"])
         if self.job is None or after is None:
             # Another user's job and a missing one look the same.
             await self.close(code=CLOSE_NOT_FOUND if self.job is None else CLOSE_BAD_REQUEST)
@@ -142,16 +146,18 @@ class UserJobsConsumer(EventLoopConsumer):
     follower: asyncio.Task | None = None
 
     async def connect(self):
+        user = await run_db(scope_user, self.scope)
+        # Where the feed stands before the handshake completes: a tab that submits a job as soon as
+        # it is connected hears of it, however late the follower's first read goes out.
+        start = await streams.user_feed_position(user.pk) if user.is_authenticated else None
         await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        if not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
-        self.follower = asyncio.create_task(self._follow())
+        self.follower = asyncio.create_task(self._follow(start))
 
-    async def _follow(self) -> None:
-        last_id = "$"
+    async def _follow(self, last_id: str) -> None:
         try:
             while True:
                 changes = await streams.await_user_changes(self.user_id, last_id, FEED_WAIT_MS)

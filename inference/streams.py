@@ -267,6 +267,12 @@ def append_first_notifying(
     return _append_first_script()(keys=keys, args=args) is not None
 
 
+async def user_feed_position(user_id: Any) -> str:
+    """Where a user's feed is now: the id after which every later change comes ("0-0" when it is empty)."""
+    newest = await async_redis_client().xrevrange(user_feed_key(user_id), count=1)
+    return newest[0][0] if newest else "0-0"
+
+
 async def await_user_changes(user_id: Any, after_id: str, timeout_ms: int) -> list[tuple[str, dict[str, Any]]]:
     """A user's job status changes after stream id `after_id` ("$" for only new ones)."""
     reply = await async_redis_client().xread({user_feed_key(user_id): after_id}, block=timeout_ms)

@@ -304,3 +304,14 @@ def test_the_user_feed_tells_open_tabs_about_every_status_change(
                 changes.append(message)
 
     assert [change["status"] for change in changes] == ["queued", "running", "succeeded"]
+
+
+def test_the_user_feed_refuses_a_socket_without_a_valid_key(daphne_server, owner_key):
+    from websockets.sync.client import connect
+
+    closes = []
+    for headers in ({"Authorization": "Bearer djn_not_a_real_key"}, {"Authorization": "Basic b3duZXI6cHc="}):
+        with connect(f"{daphne_server.ws_url}/ws/jobs/", additional_headers=headers) as ws:
+            closes.append(watch_socket(ws, timeout=10).close_code)
+
+    assert closes == [4401, 4401]
