@@ -16,6 +16,9 @@ from accounts.authentication import bearer_token
 from accounts.models import User
 from accounts.services import api_key_authenticate
 
+# Where the middleware leaves a handshake's API key for `scope_user`.
+API_KEY_TOKEN = "djinn_api_key_token"
+
 
 def _authorization_header(scope) -> str | None:
     for name, value in scope.get("headers", []):
@@ -38,9 +41,6 @@ class ApiKeyOrSessionAuthMiddleware:
         # The key is checked by the consumer, in the database call it makes anyway (its job's
         # lookup): a handshake crossed to the database threads twice, once here and once there.
         return await self.inner({**scope, "user": None, API_KEY_TOKEN: bearer_token(header) or ""}, receive, send)
-
-
-API_KEY_TOKEN = "djinn_api_key_token"
 
 
 def scope_user(scope) -> User | AnonymousUser:
