@@ -174,6 +174,11 @@ def _job_submit_idempotent(job: Job, model: AIModel) -> Job:
 _ANY_JOB = {"job_id": uuid.UUID(int=0), "attempt": 32_123, "now": datetime(1901, 2, 3, 4, 5, 6, tzinfo=UTC)}
 _JOB_FIELDS = {"job_id": "id", "attempt": "attempt", "now": "heartbeat_at"}
 
+
+def _running_attempt(job_id: Any, attempt: int) -> QuerySet[Job]:
+    return Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=attempt)
+
+
 # Every job a worker runs is claimed, and its first token marked: both compiled once per process.
 _claim = PrecompiledUpdate(
     lambda job_id, attempt, now, worker: (
@@ -192,7 +197,7 @@ _claim = PrecompiledUpdate(
 )
 _mark_first_token = PrecompiledUpdate(
     lambda job_id, attempt, now, prompt_tokens: (
-        Job.objects.filter(id=job_id, attempt=attempt, status=JobStatus.RUNNING),
+        _running_attempt(job_id, attempt),
         {"first_token_at": now, "prompt_tokens": prompt_tokens},
     ),
     placeholders={**_ANY_JOB, "prompt_tokens": 987_654_321},
@@ -270,10 +275,6 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
-
-
-def _running_attempt(job_id: Any, attempt: int) -> QuerySet[Job]:
-    return Job.objects.filter(id=job_id, status=JobStatus.RUNNING, attempt=attempt)
 
 
 def _result_values(
