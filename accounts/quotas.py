@@ -73,9 +73,11 @@ def limits_of_plan(plan: Plan | None) -> Limits:
 
 
 def limits_for_user(*, user: User) -> Limits:
-    """The user's plan, or the default plan when an operator assigned none."""
-    plan = Plan.objects.filter(users=user).first() if user.plan_id else None
-    return limits_of_plan(plan)
+    """The user's plan, or the default plan when an operator assigned none.
+
+    An API key's lookup loads the plan with its user (accounts.services): most calls read no row.
+    """
+    return limits_of_plan(user.plan) if user.plan_id else default_limits()
 
 
 def _key(user_id: int, window: str = "requests") -> str:

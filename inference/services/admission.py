@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.quotas import Limits, default_limits, limits_of_plan, request_rate_acquire
+from accounts.quotas import Limits, limits_for_user, request_rate_acquire
 from inference.errors import DjinnError
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.services.jobs import job_build, job_store
@@ -102,11 +102,6 @@ def _check_tokens(user: User, limits: Limits, job: Job) -> None:
         )
 
 
-def _limits(user: User) -> Limits:
-    """The user's plan: loaded with their API key (accounts.services), else read here."""
-    return limits_of_plan(user.plan) if user.plan_id else default_limits()
-
-
 def _lock_user_and_count(user: User) -> int:
     """Lock the user's row (admissions of one user queue here, one at a time), then count their
     active jobs (few: this check keeps them under the limit).
@@ -149,7 +144,7 @@ def job_create(
         webhook_check(webhook=webhook)
     # Validated before the lock below: admissions of one user wait for each other there.
     job = job_build(user=user, model=model, input=input, client=client, idempotency_key=idempotency_key)
-    limits = _limits(user)
+    limits = limits_for_user(user=user)
     _check_rate(user, limits)  # counted atomically in Redis: no need to hold the lock for it
     if idempotency_key is None:
         return _admit(job, user, limits, webhook)
