@@ -21,7 +21,16 @@ import threading
 import time
 from typing import NamedTuple
 
-from harness import DaphneProcess, WorkerProcess, bench_env, percentile, report, setup_django, summary
+from harness import (
+    DaphneProcess,
+    WorkerProcess,
+    bench_env,
+    client_gc_paused,
+    percentile,
+    report,
+    setup_django,
+    summary,
+)
 
 PACED_RATE = 30  # tokens per second in each of the concurrent streams
 # Queues of this benchmark's own: a worker warms every enabled model routed to its queues, and the
@@ -382,18 +391,22 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         rtt = await measure_redis_rtt()
         bare = await bare_request_ms(client)
         inproc_first = inprocess_first_token_ms()
-        ttft, ttft_broken = await time_to_first_token(client, 30 if quick else 100)
+        with client_gc_paused():
+            ttft, ttft_broken = await time_to_first_token(client, 30 if quick else 100)
         added = [sample - statistics_median(inproc_first) for sample in ttft]
-        ttft_streamed, streamed_broken = await time_to_first_token_streamed(client, 30 if quick else 100)
+        with client_gc_paused():
+            ttft_streamed, streamed_broken = await time_to_first_token_streamed(client, 30 if quick else 100)
         added_streamed = [sample - statistics_median(inproc_first) for sample in ttft_streamed]
 
         fast_tokens = 20_000 if quick else 100_000
-        fast_rate, fast_intact = await one_fast_stream(client, fast_tokens)
+        with client_gc_paused():
+            fast_rate, fast_intact = await one_fast_stream(client, fast_tokens)
         inproc_rate = inprocess_generation_rate(fast_tokens)
 
         streams = 50 if quick else 200
         paced_tokens = 60 if quick else 150
-        paced = await paced_streams(client, env, streams, paced_tokens)
+        with client_gc_paused():
+            paced = await paced_streams(client, env, streams, paced_tokens)
         inproc_paced = inprocess_paced_timing(paced_tokens)
 
         per_socket, baselines = await idle_socket_memory(client, daphne.process.pid, 200 if quick else 500, 4)
