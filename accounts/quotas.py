@@ -77,7 +77,7 @@ def limits_for_user(*, user: User) -> Limits:
 
     An API key's lookup loads the plan with its user (accounts.services): most calls read no row.
     """
-    return limits_of_plan(user.plan) if user.plan_id else default_limits()
+    return limits_of_plan(user.plan)
 
 
 def _key(user_id: int, window: str = "requests") -> str:
