@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 10
 TTL_SECONDS = 30
+# A change is written this long after it, with every change since: one write per burst of
+# connections, none beside a handshake (a write per connect and close cost daphne as much CPU as
+# autobahn's whole upgrade, under the streaming benchmark), and the metric is this stale at most.
+GATHER_SECONDS = 0.5
 
 
 def _process_key() -> str:
@@ -37,8 +41,8 @@ def websockets_open() -> int:
 class WebsocketCounter:
     """Wraps the websocket application: counts a connection from its accept until its consumer returns.
 
-    The count is written to Redis beside the handshake, not before it: a metric must not add a
-    round trip to every connection's first event.
+    The count is written to Redis a moment after it changes, never before nor beside a handshake:
+    a metric must not add a round trip, or its CPU, to a connection's first event.
     """
 
     def __init__(self, app):
@@ -72,11 +76,13 @@ class WebsocketCounter:
             self._publisher = asyncio.get_running_loop().create_task(self._publish_forever())
 
     async def _publish_forever(self) -> None:
-        """Write the count whenever it changed (the latest value, once per burst of changes), and
-        every REFRESH_SECONDS so that the key outlives its TTL while this process runs."""
+        """Write the count GATHER_SECONDS after it changed (the latest value, once per burst of
+        changes), and every REFRESH_SECONDS so that the key outlives its TTL while this process runs."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), REFRESH_SECONDS)
+            if self._changed.is_set():
+                await asyncio.sleep(GATHER_SECONDS)
             self._changed.clear()
             try:
                 await streams.async_redis_client().set(_process_key(), self.open, ex=TTL_SECONDS)
