@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.db.models import Q
 from django.http import StreamingHttpResponse
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -26,6 +25,7 @@ from inference.api.serializers import (
     JobListOutput,
     JobOutput,
     job_representation,
+    job_urls,
     query_data,
 )
 from inference.api.sse import event_stream_response
@@ -76,7 +76,7 @@ def _submit(request: Request) -> tuple[bool, Job]:
 
 def _streamed(job: Job, request: Request) -> StreamingHttpResponse:
     response = event_stream_response(job.id)
-    response["Location"] = request.build_absolute_uri(reverse("api:job-detail", kwargs={"job_id": job.id}))
+    response["Location"] = job_urls(job.id, request)["self"]
     response[JOB_ID_HEADER] = str(job.id)
     return response
 
