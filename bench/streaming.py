@@ -135,12 +135,21 @@ def inprocess_first_token_ms(n: int = 200) -> list[float]:
     return samples
 
 
-async def time_to_first_token(client: Client, runs: int) -> tuple[list[float], int]:
+class TTFTRun(NamedTuple):
+    samples: list[float]  # ms from submit to the first delta at the client
+    phases: dict[str, list[float]]  # where each sample's time went: the POST, the handshake, the wait after it
+    broken: int
+
+
+async def time_to_first_token(client: Client, runs: int) -> TTFTRun:
     samples, broken = [], 0
+    phases: dict[str, list[float]] = {"POST": [], "handshake": [], "first delta": []}
     for i in range(runs + 10):
         t0 = time.perf_counter()
         job_id = await client.submit("bench-echo", chat(20))
+        submitted = time.perf_counter()
         async with client.socket(f"/ws/jobs/{job_id}/") as ws:
+            opened = time.perf_counter()
             first = None
             seqs = []
             async for raw in ws:
@@ -151,7 +160,13 @@ async def time_to_first_token(client: Client, runs: int) -> tuple[list[float], i
             broken += seqs != list(range(1, len(seqs) + 1))
         if i >= 10:  # the first few warm connections and caches
             samples.append((first - t0) * 1000)
-    return samples, broken
+            for phase, start, end in (
+                ("POST", t0, submitted),
+                ("handshake", submitted, opened),
+                ("first delta", opened, first),
+            ):
+                phases[phase].append((end - start) * 1000)
+    return TTFTRun(samples, phases, broken)
 
 
 async def time_to_first_token_streamed(client: Client, runs: int) -> tuple[list[float], int]:
@@ -392,8 +407,8 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         bare = await bare_request_ms(client)
         inproc_first = inprocess_first_token_ms()
         with client_gc_paused():
-            ttft, ttft_broken = await time_to_first_token(client, 30 if quick else 100)
-        added = [sample - statistics_median(inproc_first) for sample in ttft]
+            ttft = await time_to_first_token(client, 30 if quick else 100)
+        added = [sample - statistics_median(inproc_first) for sample in ttft.samples]
         with client_gc_paused():
             ttft_streamed, streamed_broken = await time_to_first_token_streamed(client, 30 if quick else 100)
         added_streamed = [sample - statistics_median(inproc_first) for sample in ttft_streamed]
@@ -415,7 +430,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         fast_worker.stop()
         daphne.stop()
 
-    lost = ttft_broken + streamed_broken + paced.broken + (not fast_intact)
+    lost = ttft.broken + streamed_broken + paced.broken + (not fast_intact)
     rows = [
         {
             "metric": "redis round trip p50 / p99 (ms)",
@@ -444,6 +459,13 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "baseline": f"{percentile(inproc_first, 99):.3f}",
             "goal": "<= 30",
             "ok": percentile(added, 99) <= 30,
+        },
+        {
+            # Where the time goes: the POST's answer, the websocket's handshake, then its first delta.
+            "metric": "TTFT phases p50: " + " / ".join(ttft.phases) + " (ms)",
+            "measured": " / ".join(f"{percentile(values, 50):.1f}" for values in ttft.phases.values()),
+            "baseline": "-",
+            "goal": "(reported)",
         },
         {
             # The same job, its events in the POST's own answer: one request instead of a POST and a websocket.
@@ -509,6 +531,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         {
             "bare_request_ms": summary(bare),
             "ttft_ms": summary(added),
+            **{f"ttft_phase_{name.replace(' ', '_')}_ms": summary(values) for name, values in ttft.phases.items()},
             "ttft_streamed_submit_ms": summary(added_streamed),
             "lateness_ms": summary(paced.lateness),
             "added_inter_delta_ms": summary(paced.added_gaps),
