@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
+from django.test import RequestFactory
+from django.urls import set_script_prefix
 
+from inference.api.serializers import job_urls
 from inference.api.waiting import preferred_wait
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.services.jobs import job_submit
@@ -34,7 +38,31 @@ def test_it_accepts_a_job_with_202_and_the_urls_to_follow_it(live_server_url, ow
     assert body["urls"]["self"] == f"{live_server_url}/api/v1/jobs/{job.id}"
     assert body["urls"]["events"] == f"{live_server_url}/api/v1/jobs/{job.id}/events"
     assert body["urls"]["cancel"] == f"{live_server_url}/api/v1/jobs/{job.id}/cancel"
-    assert body["urls"]["websocket"].endswith(f"/ws/jobs/{job.id}/")
+    assert body["urls"]["websocket"] == f"{live_server_url.replace('http', 'ws', 1)}/ws/jobs/{job.id}/"
+
+
+def test_job_urls_follow_the_script_prefix_and_the_scheme(settings):
+    settings.ALLOWED_HOSTS = ["djinn.example"]
+    job_id = uuid.uuid4()
+    request = RequestFactory().get("/", HTTP_HOST="djinn.example", secure=True)
+    set_script_prefix("/djinn/")
+    try:
+        behind_a_prefix = job_urls(job_id, request)
+    finally:
+        set_script_prefix("/")
+
+    assert behind_a_prefix == {
+        "self": f"https://djinn.example/djinn/api/v1/jobs/{job_id}",
+        "events": f"https://djinn.example/djinn/api/v1/jobs/{job_id}/events",
+        "cancel": f"https://djinn.example/djinn/api/v1/jobs/{job_id}/cancel",
+        "websocket": f"wss://djinn.example/ws/jobs/{job_id}/",
+    }
+    assert job_urls(job_id) == {
+        "self": f"/api/v1/jobs/{job_id}",
+        "events": f"/api/v1/jobs/{job_id}/events",
+        "cancel": f"/api/v1/jobs/{job_id}/cancel",
+        "websocket": f"/ws/jobs/{job_id}/",
+    }
 
 
 def test_prefer_wait_answers_with_the_finished_job(live_server_url, owner_key, celery_worker, echo_model):
