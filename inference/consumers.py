@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import parse_qsl
 
 from channels.consumer import get_handler_name
@@ -22,9 +21,8 @@ from inference import json_codec, streams
 from inference.db_threads import run_db
 from inference.errors import NotFound
 from inference.selectors import job_get_for_user
-from inference.services.events import job_events_follow_async, resume_point
+from inference.services.events import EventsReadAhead, resume_point
 from inference.services.jobs import job_cancel
-from inference.streams import Event
 
 logger = logging.getLogger(__name__)
 
@@ -53,26 +51,6 @@ def _caller_and_job(scope, job_id):
         return user, job_get_for_user(user=user, job_id=job_id)
     except NotFound:
         return user, None
-
-
-async def _starting_with(first: asyncio.Future, rest: AsyncGenerator[Event, None]) -> AsyncIterator[Event]:
-    """The event `first` resolves to (`anext(rest)`, started earlier), then the rest of `rest`."""
-    try:
-        yield await first
-    except StopAsyncIteration:
-        return
-    async for event in rest:
-        yield event
-
-
-async def _abandon(first: asyncio.Future | None, events: AsyncGenerator[Event, None] | None) -> None:
-    """Stop reading ahead: the pending read first (a generator cannot close while it runs), then the
-    stream itself, which unsubscribes from the log."""
-    if first is None:
-        return
-    first.cancel()
-    await asyncio.wait([first])
-    await events.aclose()
 
 
 class EventLoopConsumer(AsyncWebsocketConsumer):
@@ -113,14 +91,13 @@ class JobStreamConsumer(EventLoopConsumer):
         # Accept first: a close before accept is a bare HTTP 403, and clients deserve the reason.
         await self.accept()
         job_id, after = self.scope["url_route"]["kwargs"]["job_id"], _parse_after(self.scope)
-        # While the database says whose job this is, the log is subscribed to and read: the first
-        # event waits for that answer (0.4 ms sooner at the client) and goes to the owner only.
-        events = job_events_follow_async(job_id=job_id, after=after) if after is not None else None
-        first = asyncio.ensure_future(anext(events)) if events is not None else None
+        # Followed while the database answers whose job this is; sent only to its owner.
+        events = EventsReadAhead(job_id=job_id, after=after) if after is not None else None
         try:
             user, self.job = await run_db(_caller_and_job, self.scope, job_id)
         except BaseException:
-            await _abandon(first, events)
+            if events is not None:
+                await events.abandon()
             raise
         if not user.is_authenticated:
             refusal = CLOSE_UNAUTHENTICATED
@@ -129,14 +106,15 @@ class JobStreamConsumer(EventLoopConsumer):
         elif events is None:
             refusal = CLOSE_BAD_REQUEST
         else:
-            self.follower = asyncio.create_task(self._follow(first, events))
+            self.follower = asyncio.create_task(self._follow(events))
             return
-        await _abandon(first, events)
+        if events is not None:
+            await events.abandon()
         await self.close(code=refusal)
 
-    async def _follow(self, first: asyncio.Future, events: AsyncGenerator[Event, None]) -> None:
+    async def _follow(self, events: EventsReadAhead) -> None:
         try:
-            async for event in _starting_with(first, events):
+            async for event in events:
                 await self.send(text_data=json_codec.dumps(event.as_dict()))
             await self.close(code=1000)
         except asyncio.CancelledError:
@@ -145,7 +123,7 @@ class JobStreamConsumer(EventLoopConsumer):
             logger.exception("stream of job %s failed", self.job.id)
             await self.close(code=CLOSE_INTERNAL_ERROR)
         finally:
-            await _abandon(first, events)
+            await events.abandon()
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.follower is None:

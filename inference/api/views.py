@@ -28,7 +28,7 @@ from inference.api.serializers import (
     job_urls,
     query_data,
 )
-from inference.api.sse import event_stream_response
+from inference.api.sse import event_stream_response, follow_events
 from inference.api.waiting import job_wait_finished, preferred_wait
 from inference.models import Job, JobClient
 from inference.selectors import job_get_for_user, jobs_for_user
@@ -75,7 +75,7 @@ def _submit(request: Request) -> tuple[bool, Job]:
 
 
 def _streamed(job: Job, request: Request) -> StreamingHttpResponse:
-    response = event_stream_response(job.id)
+    response = event_stream_response(follow_events(job.id))
     response["Location"] = job_urls(job.id, request)["self"]
     response[JOB_ID_HEADER] = str(job.id)
     return response

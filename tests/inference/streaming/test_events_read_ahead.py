@@ -1,0 +1,68 @@
+"""Following a job's events before the caller is known to be allowed to see them (EventsReadAhead), on real Redis."""
+
+import asyncio
+import gc
+import uuid
+
+from inference import streams
+from inference.services.events import EventsReadAhead
+
+
+def _subscribers(job_id) -> int:
+    ((_, count),) = streams.redis_client().pubsub_numsub(streams.log_key(job_id))
+    return count
+
+
+async def _until(predicate, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def test_it_reads_ahead_and_then_gives_every_event_once_in_order():
+    job_id = uuid.uuid4()
+    streams.append_event(job_id, 1, "status", {"status": "running"})
+    streams.append_event(job_id, 1, "delta", {"text": "read ahead "})
+
+    async def scenario():
+        events = EventsReadAhead(job_id=job_id, after=0, poll_ms=60_000)
+        await _until(lambda: _subscribers(job_id) == 1)  # subscribed before anyone iterates
+        streams.append_event(job_id, 1, "delta", {"text": "then live"})
+        streams.append_event(job_id, 1, "done", {"status": "succeeded"})
+        async with asyncio.timeout(10):
+            received = [event async for event in events]
+        return received, _subscribers(job_id)
+
+    received, subscribers_after = asyncio.run(scenario())
+    assert [event.seq for event in received] == [1, 2, 3, 4]
+    assert [event.data.get("text") for event in received if event.type == "delta"] == ["read ahead ", "then live"]
+    assert subscribers_after == 0
+
+
+def test_an_abandoned_read_ahead_unsubscribes_whether_its_first_event_came_or_not():
+    waiting, answered = uuid.uuid4(), uuid.uuid4()  # a silent log, and one with an event
+    streams.append_event(answered, 1, "status", {"status": "running"})
+
+    async def scenario():
+        reads = [EventsReadAhead(job_id=job_id, after=0, poll_ms=60_000) for job_id in (waiting, answered)]
+        await _until(lambda: _subscribers(waiting) == _subscribers(answered) == 1)
+        for read in reads:
+            await read.abandon()
+            await read.abandon()  # again is harmless
+        return _subscribers(waiting), _subscribers(answered)
+
+    assert asyncio.run(scenario()) == (0, 0)
+
+
+def test_a_read_ahead_dropped_unused_stops_following():
+    job_id = uuid.uuid4()
+
+    async def scenario():
+        unused = EventsReadAhead(job_id=job_id, after=0, poll_ms=60_000)  # e.g. a streamed response never sent
+        await _until(lambda: _subscribers(job_id) == 1)
+        del unused
+        gc.collect()
+        await _until(lambda: _subscribers(job_id) == 0)
+        return _subscribers(job_id)
+
+    assert asyncio.run(scenario()) == 0
