@@ -58,6 +58,28 @@ def _flush_retries_deadlocks():
     BaseDatabaseOperations.execute_sql_flush = flush
 
 
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+
+
+@pytest.fixture
+def unreachable_redis(settings) -> Iterator[str]:
+    """REDIS_URL names a port nothing listens on, for this test only; the process's Redis client
+    is made anew from it, and from the real URL again afterwards.
+
+    The real URL is back before the client made from the dead one is dropped: a background thread
+    of an earlier test (a cancel watch, a lease keeper) that asks for the client in between must
+    not leave a dead one cached for every test after (it did, once in CI: 80 errors).
+    """
+    from inference import streams
+
+    real = settings.REDIS_URL
+    streams.redis_client.cache_clear()
+    settings.REDIS_URL = DEAD_REDIS_URL
+    yield DEAD_REDIS_URL
+    settings.REDIS_URL = real
+    streams.redis_client.cache_clear()
+
+
 @pytest.fixture
 def owner(django_user_model):
     return django_user_model.objects.create_user(username="owner", email="owner@example.com", password="pw-owner-1")

@@ -77,15 +77,8 @@ def test_it_fails_when_debug_serves_public_hosts(settings, echo_model):
     assert "-> set DJANGO_DEBUG=false" in report
 
 
-def test_it_names_redis_when_redis_is_unreachable(settings, echo_model):
-    from inference import streams
-
-    streams.redis_client.cache_clear()
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    try:
-        code, report = _doctor()
-    finally:
-        streams.redis_client.cache_clear()
+def test_it_names_redis_when_redis_is_unreachable(unreachable_redis, echo_model):
+    code, report = _doctor()
 
     assert code == 1
     assert "FAIL redis     redis unreachable" in report

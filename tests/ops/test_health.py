@@ -2,7 +2,6 @@
 
 import pytest
 
-from inference import streams
 from tests.ops.loading import LOAD_SECONDS, loading_on, slow_model_on_a_queue_of_its_own
 from tests.support.processes import wait_for
 
@@ -25,16 +24,7 @@ def test_readyz_is_ok_when_the_database_redis_and_a_worker_answer(client, celery
     assert response.json()["checks"] == {"database": "ok", "redis": "ok", "workers": "ok", "models": "ok"}
 
 
-@pytest.fixture
-def fresh_redis_clients():
-    streams.redis_client.cache_clear()
-    yield
-    streams.redis_client.cache_clear()
-
-
-def test_readyz_names_redis_when_redis_is_unreachable(client, settings, fresh_redis_clients):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
-
+def test_readyz_names_redis_when_redis_is_unreachable(client, unreachable_redis):
     response = client.get("/readyz")
 
     body = response.json()
@@ -45,8 +35,7 @@ def test_readyz_names_redis_when_redis_is_unreachable(client, settings, fresh_re
     assert body["checks"]["database"] == "ok"
 
 
-def test_readyz_shows_staff_what_failed_in_detail(client, settings, fresh_redis_clients, django_user_model):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+def test_readyz_shows_staff_what_failed_in_detail(client, unreachable_redis, django_user_model):
     staff = django_user_model.objects.create_user(username="op", password="pw-op-12345", is_staff=True)
     client.force_login(staff)
 
