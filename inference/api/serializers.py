@@ -199,15 +199,14 @@ def _job_path_templates(script_prefix: str) -> dict[str, str]:
 def job_urls(job_id, request=None) -> dict[str, str]:
     """Where to read, follow and cancel a job: absolute URLs under `request`, else paths."""
     job_id = str(job_id)
-    templates = _job_path_templates(get_script_prefix())
-    urls = {key: path.replace(_ANY_JOB_ID, job_id) for key, path in templates.items()}
-    urls["websocket"] = f"/ws/jobs/{job_id}/"
-    if request is not None:
-        origin = request.build_absolute_uri("/")[:-1]  # scheme://host, as Django builds it for any path
-        scheme, host = origin.split("://", 1)
-        urls = {key: origin + path for key, path in urls.items()}
-        urls["websocket"] = f"{'wss' if scheme == 'https' else 'ws'}://{host}/ws/jobs/{job_id}/"
-    return urls
+    paths = {key: path.replace(_ANY_JOB_ID, job_id) for key, path in _job_path_templates(get_script_prefix()).items()}
+    websocket = f"/ws/jobs/{job_id}/"
+    if request is None:
+        return {**paths, "websocket": websocket}
+    origin = request.build_absolute_uri("/")[:-1]  # scheme://host, as Django builds it for any path
+    scheme, host = origin.split("://", 1)
+    urls = {key: origin + path for key, path in paths.items()}
+    return {**urls, "websocket": f"{'wss' if scheme == 'https' else 'ws'}://{host}{websocket}"}
 
 
 def job_representation(job: Job, request=None) -> dict[str, Any]:
