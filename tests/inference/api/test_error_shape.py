@@ -119,6 +119,15 @@ def test_a_body_that_is_not_json_is_a_415(live_server_url, owner_key):
     assert_error(response, 415, "unsupported_media_type")
 
 
+@pytest.mark.parametrize("path", ["/api/v1/jobs", "/v1/chat/completions"])
+def test_a_multipart_body_that_does_not_parse_is_answered_by_the_api(live_server_url, owner_key, path):
+    # Twisted used to parse it before daphne handed it on, and answered a bare 400 itself.
+    with api(live_server_url, owner_key) as client:
+        response = post_raw(client, path, b"not multipart at all", "multipart/form-data; boundary=xyz")
+    assert_error(response, 415, "unsupported_media_type")
+    assert not Job.objects.exists()
+
+
 @pytest.mark.parametrize(
     "path", ["/api/v1/nothing-here", "/api/v2/jobs", "/api/v1/jobs/", "/v1/nothing", "/v1", "/api"]
 )
