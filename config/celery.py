@@ -4,7 +4,10 @@ import os
 
 from celery import Celery
 
+from config import celery_redis_transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+celery_redis_transport.install()
 
 app = Celery("djinn", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
