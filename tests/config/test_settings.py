@@ -2,12 +2,14 @@
 
 import ast
 import os
+import re
 import secrets
 import subprocess
 import sys
 
 import pytest
 
+from config.env import EnvReader
 from tests.support.processes import ROOT
 
 PRODUCTION = {
@@ -75,15 +77,44 @@ def test_production_settings_pass_the_deployment_checklist_without_a_warning():
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
+def _environment_reads() -> dict[str, ast.Call]:
+    """Every `env.<kind>("NAME", default, ...)` of the settings and of `make run`, by NAME."""
+    reads = {}
+    for path, reader in ((ROOT / "config" / "settings.py", "env"), (ROOT / "scripts" / "run.py", "setting")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == reader
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                reads[node.args[0].value] = node
+    return reads
+
+
+def _env_example() -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+
 def test_every_setting_read_from_the_environment_is_documented_in_env_example():
-    import re
+    assert set(_environment_reads()) == set(_env_example())
 
-    read = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', (ROOT / "config" / "settings.py").read_text()))
-    read |= set(re.findall(r'setting\.\w+\(\s*"([A-Z_]+)"', (ROOT / "scripts" / "run.py").read_text()))
-    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
 
-    assert read - documented == set()
-    assert documented - read == set()
+def test_env_example_shows_each_settings_default_or_leaves_a_computed_one_empty():
+    """Copying .env.example to .env changes nothing: each value written there is the default."""
+    example = _env_example()
+    for name, call in _environment_reads().items():
+        written = example[name]
+        try:  # a constant default (1024 * 1024 included); one computed from other settings raises NameError
+            default = eval(compile(ast.Expression(call.args[1]), name, "eval"), {"__builtins__": {}})
+        except NameError:
+            assert written == "", f"{name}: its default depends on other settings; .env.example should leave it empty"
+            continue
+        keywords = {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+        parsed = getattr(EnvReader({name: written}), call.func.attr)(name, default, **keywords)
+        assert parsed == default, f"{name}: .env.example says {written!r}, the default is {default!r}"
 
 
 def _database_options(**env: str) -> dict:
