@@ -156,8 +156,13 @@ def test_an_end_user_chats_stops_reloads_and_finds_it_all_in_history(
 def test_pages_fit_a_phone(new_page, screenshot, slow_echo, celery_worker):
     page = new_page(width=375, height=812)
     sign_up(page, "phone")
-    send(page, "hello streaming world", max_tokens="12")
+    send(page, "hello streaming world, a message long enough to make a title wider than the phone", max_tokens="12")
     expect(last_answer(page)).to_have_attribute("data-finished", "true")
+    # The conversation's title is cut with an ellipsis inside the sidebar, not clipped by its edge.
+    title, sidebar = page.locator(".conversation-list a").first, page.locator(".chat-sidebar")
+    title_box, sidebar_box = title.bounding_box(), sidebar.bounding_box()
+    assert title_box["x"] + title_box["width"] <= sidebar_box["x"] + sidebar_box["width"]
+    assert title.evaluate("link => link.scrollWidth > link.clientWidth")  # long enough to be cut
     for path, name in (
         (None, "phone-chat"),
         ("/history/", "phone-history"),
