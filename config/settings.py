@@ -114,6 +114,9 @@ LOGOUT_REDIRECT_URL = "home"
 # also goes to one address at most 3 times an hour, whoever asks.
 WEB_SIGNUPS_PER_HOUR = env.int("WEB_SIGNUPS_PER_HOUR", 10, min_value=1)
 WEB_PASSWORD_RESETS_PER_HOUR = env.int("WEB_PASSWORD_RESETS_PER_HOUR", 5, min_value=1)
+# The model a user's first chat starts with (their later chats start with the model they last used);
+# when it is missing or switched off, the first enabled chat model by slug.
+CHAT_DEFAULT_MODEL = env.str("CHAT_DEFAULT_MODEL", "smollm2-135m")
 
 # ------------------------------------------------------------------------------
 # E-mail (password resets): printed to the console unless an SMTP server is set

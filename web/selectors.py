@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+from django.conf import settings
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import Http404
@@ -18,6 +19,20 @@ from web.models import Conversation
 
 def conversations_for_user(*, user: User) -> QuerySet[Conversation]:
     return Conversation.objects.filter(owner=user).select_related("model")
+
+
+def chat_model_for_new_conversation(*, user: User) -> str | None:
+    """The slug of the model a new chat starts with: the one of the user's latest conversation,
+    else CHAT_DEFAULT_MODEL, while it is an enabled chat model; None when neither is."""
+    enabled = chat_models()
+    latest = (
+        conversations_for_user(user=user)
+        .filter(model__in=enabled)
+        .order_by("-updated_at")
+        .values_list("model__slug", flat=True)
+        .first()
+    )
+    return latest or enabled.filter(slug=settings.CHAT_DEFAULT_MODEL).values_list("slug", flat=True).first()
 
 
 def conversation_get_for_user(*, user: User, conversation_id: uuid.UUID | str) -> Conversation:

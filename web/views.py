@@ -94,13 +94,14 @@ class PasswordResetView(auth_views.PasswordResetView):
 def _chat_context(request, *, conversation=None, form=None, error=""):
     models = selectors.chat_models()
     if form is None:
-        initial = {}
         if conversation is not None:
             initial = {
                 "model": conversation.model.slug,
                 "temperature": conversation.temperature,
                 "max_tokens": conversation.max_tokens,
             }
+        else:
+            initial = {"model": selectors.chat_model_for_new_conversation(user=request.user)}
         form = ChatForm(initial=initial)
     chat_messages = list(conversation.messages.select_related("job")) if conversation else []
     return {

@@ -1,7 +1,10 @@
+import re
+
 import pytest
+from django.test import Client
 from django.urls import reverse
 
-from inference.models import Job
+from inference.models import AIModel, Job
 from web.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +38,39 @@ def test_earlier_turns_go_to_the_model_as_context(owner_client, owner, echo_mode
         {"role": "assistant", "content": "first answer"},
         {"role": "user", "content": "second"},
     ]
+
+
+def _preselected_model(client) -> str | None:
+    html = client.get(reverse("chat")).content.decode()
+    selected = re.search(r'<option value="([^"]+)"[^>]*\sselected>', html)
+    return selected and selected.group(1)
+
+
+@pytest.fixture
+def chat_model_b(db):
+    return AIModel.objects.create(slug="model-b", display_name="Model B", task="chat", backend="echo")
+
+
+def test_a_first_chat_starts_with_the_configured_default_model(owner_client, echo_model, chat_model_b, settings):
+    settings.CHAT_DEFAULT_MODEL = "model-b"
+    assert _preselected_model(owner_client) == "model-b"
+
+    settings.CHAT_DEFAULT_MODEL = "no-such-model"  # missing: the picker's first model, as without a default
+    assert _preselected_model(owner_client) is None
+
+
+def test_a_new_chat_starts_with_the_model_of_the_users_latest_conversation(
+    owner_client, outsider, echo_model, chat_model_b, settings
+):
+    settings.CHAT_DEFAULT_MODEL = "echo"
+    _start(owner_client, model="model-b")
+    outsider_client = Client()
+    outsider_client.force_login(outsider)
+    _start(outsider_client, model="echo")  # someone else's latest chat counts for nothing here
+    assert _preselected_model(owner_client) == "model-b"
+
+    AIModel.objects.filter(slug="model-b").update(enabled=False)  # switched off: back to the default
+    assert _preselected_model(owner_client) == "echo"
 
 
 def test_max_tokens_above_the_model_limit_is_refused_in_words(owner_client, echo_model):
