@@ -1,5 +1,6 @@
 """The Celery app: configured from Django settings under the CELERY_ namespace."""
 
+import logging
 import os
 
 from celery import Celery
@@ -12,3 +13,23 @@ celery_redis_transport.install()
 app = Celery("djinn", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class QuietScheduledTasks(logging.Filter):
+    """Drops Celery's "received" and "succeeded" lines for the tasks beat sends on a schedule.
+
+    Beat sends the reaper every 10 seconds: its two lines each time buried the jobs' lines in a
+    worker's log. These tasks log what they did themselves when they did something (the reaper's
+    "reaper: ..." line), and their failures are still logged, at ERROR.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if record.levelno > logging.INFO or not isinstance(data, dict):
+            return True
+        scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
+        return data.get("name") not in scheduled
+
+
+for celery_logger in ("celery.worker.strategy", "celery.app.trace"):  # where those two lines come from
+    logging.getLogger(celery_logger).addFilter(QuietScheduledTasks())
