@@ -63,6 +63,12 @@ def test_an_end_user_chats_stops_reloads_and_finds_it_all_in_history(
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     sign_up(page, "ada")
+    # The welcome note sits in the conversation's column, the sidebar beside it (it took a grid cell of its own).
+    expect(page.locator(".chat-main .flash")).to_contain_text("Welcome, ada")
+    sidebar, conversation = page.locator(".chat-sidebar").bounding_box(), page.locator(".chat-main").bounding_box()
+    assert sidebar["x"] == 0
+    assert conversation["x"] >= sidebar["width"]
+    assert conversation["y"] == sidebar["y"]
     screenshot(page, "chat-new")
 
     # The answer streams in: several visible steps before it is done.
