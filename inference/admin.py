@@ -84,7 +84,7 @@ class JobAdmin(admin.ModelAdmin):
     """Jobs are history: operators cancel, retry or requeue them here, and never delete them."""
 
     list_display = (
-        "id",
+        "short_id",
         "owner",
         "model",
         "status",
@@ -97,6 +97,7 @@ class JobAdmin(admin.ModelAdmin):
         "tokens",
         "error_code",
     )
+    list_display_links = ("short_id",)
     list_filter = ("status", "model", ("owner", admin.RelatedOnlyFieldListFilter), "client", "task", "created_at")
     search_fields = ("=id", "owner__username", "input", "error_code")
     date_hierarchy = "created_at"
@@ -154,6 +155,11 @@ class JobAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job_actions = [("cancel_jobs", "Cancel"), ("retry_jobs", "Retry"), ("requeue_jobs", "Requeue")]
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "job_actions": job_actions})
+
+    @admin.display(description="Job", ordering="id")
+    def short_id(self, job):
+        """The id's first 8 characters (the whole id took four lines of the list), whole on hover."""
+        return format_html('<code title="{}">{}</code>', job.id, str(job.id)[:8])
 
     @admin.display(description="Queue wait", ordering="_queue_wait")
     def queue_wait(self, job):

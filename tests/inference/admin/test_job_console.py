@@ -39,6 +39,11 @@ def test_the_list_shows_timings_and_tokens_and_filters_by_status_and_client(oper
     assert '<td class="field-duration">3.00s</td>' in page
     assert '<td class="field-tokens">3 + 7</td>' in page
 
+    # Each job is its id's first 8 characters, linked to the job, the whole id on hover.
+    change_url = f"/admin/inference/job/{done.id}/change/?_changelist_filters=status__exact%3Dsucceeded"
+    short = f'<code title="{done.id}">{str(done.id)[:8]}</code>'
+    assert f'<th class="field-short_id"><a href="{change_url}">{short}</a></th>' in page
+
     page = operator_client.get(CHANGELIST, {"client__exact": "web"}).content.decode()
     assert str(queued.id) in page
     assert str(done.id) not in page
