@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import timedelta
 
 from django.contrib import admin, messages
@@ -155,6 +156,15 @@ class JobAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job_actions = [("cancel_jobs", "Cancel"), ("retry_jobs", "Retry"), ("requeue_jobs", "Requeue")]
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "job_actions": job_actions})
+
+    def get_search_results(self, request, queryset, search_term):
+        """Also finds jobs by the start of their id, as the list shows it: a range of the primary key."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        prefix = search_term.strip().lower().replace("-", "")
+        if 4 <= len(prefix) < 32 and not prefix.strip("0123456789abcdef"):
+            ids = (uuid.UUID(prefix.ljust(32, "0")), uuid.UUID(prefix.ljust(32, "f")))
+            found |= queryset.filter(id__range=ids)
+        return found, may_have_duplicates
 
     @admin.display(description="Job", ordering="id")
     def short_id(self, job):

@@ -60,6 +60,9 @@ def test_search_finds_jobs_by_id_username_and_input_text(operator_client, owner,
     page = operator_client.get(CHANGELIST, {"q": str(mine.id)}).content.decode()
     assert str(mine.id) in page
     assert str(theirs.id) not in page
+    page = operator_client.get(CHANGELIST, {"q": str(mine.id)[:8]}).content.decode()  # as the list shows it
+    assert str(mine.id) in page
+    assert str(theirs.id) not in page
 
 
 def test_the_detail_page_shows_the_output_and_a_timeline_rebuilt_from_the_stored_job(
