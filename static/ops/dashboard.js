@@ -8,8 +8,19 @@ const text = (id, value) => {
 };
 const fixed = (value, digits = 2) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
 
-function rows(id, items, cells) {
+// `empty`: what the table says when there is nothing to list, rather than showing bare headers.
+function rows(id, items, cells, empty) {
   const body = document.getElementById(id);
+  if (!items.length && empty) {
+    const td = document.createElement("td");
+    td.className = "empty";
+    td.colSpan = body.closest("table").querySelectorAll("thead th").length;
+    td.textContent = empty;
+    const tr = document.createElement("tr");
+    tr.append(td);
+    body.replaceChildren(tr);
+    return;
+  }
   body.replaceChildren(
     ...items.map((item) => {
       const tr = document.createElement("tr");
@@ -61,13 +72,23 @@ function render(stats) {
   text("jobs-per-minute", fixed(stats.throughput.jobs_per_minute_last_hour));
   text("tokens-per-second", fixed(stats.throughput.tokens_per_second_last_minute, 1));
   text("error-rate", `${fixed(stats.errors.rate * 100, 1)}%`);
-  rows("queues", stats.queues, (q) => [q.name, q.queued, q.running, q.broker_depth ?? "?", q.workers]);
-  rows("workers", stats.workers, (w) => [
-    w.hostname,
-    w.queues.join(", "),
-    w.models.join(", "),
-    w.loading?.length ? `loading ${w.loading.join(", ")}` : "ready",
-  ]);
+  rows(
+    "queues",
+    stats.queues,
+    (q) => [q.name, q.queued, q.running, q.broker_depth ?? "?", q.workers],
+    "No queues yet.",
+  );
+  rows(
+    "workers",
+    stats.workers,
+    (w) => [
+      w.hostname,
+      w.queues.join(", "),
+      w.models.join(", "),
+      w.loading?.length ? `loading ${w.loading.join(", ")}` : "ready",
+    ],
+    "No worker is online: queued jobs wait until one starts.",
+  );
   rows("latency", Object.entries(stats.latency), ([name, p]) => [
     { queue_wait: "Queue wait", ttft: "Time to first token", total: "Total" }[name] ?? name,
     fixed(p.p50, 3),
@@ -75,9 +96,9 @@ function render(stats) {
     fixed(p.p99, 3),
     p.count,
   ]);
-  rows("errors", Object.entries(stats.errors.by_code), ([code, count]) => [code, count]);
-  rows("top-users", stats.top_users, (u) => [u.name, u.jobs, u.tokens]);
-  rows("top-models", stats.top_models, (m) => [m.name, m.jobs, m.tokens]);
+  rows("errors", Object.entries(stats.errors.by_code), ([code, count]) => [code, count], "No failed jobs.");
+  rows("top-users", stats.top_users, (u) => [u.name, u.jobs, u.tokens], "No jobs in the last hour.");
+  rows("top-models", stats.top_models, (m) => [m.name, m.jobs, m.tokens], "No jobs in the last hour.");
   bars("chart-jobs", stats.series, "jobs", "errors");
   bars("chart-tokens", stats.series, "tokens");
 }

@@ -55,6 +55,8 @@ def test_the_dashboard_updates_live_while_jobs_run(page, django_user_model, owne
     expect(page.locator("#jobs-last-minute")).to_have_text("0")
     expect(page.locator("#workers-online")).to_have_text(re.compile(r"^[1-9][0-9]*$"))
     assert max(_bar_heights(page, "#chart-jobs")) == 0  # 60 bars are drawn, all flat before any job ran
+    expect(page.locator("#errors")).to_have_text("No failed jobs.")  # a sentence, not bare headers
+    expect(page.locator("#top-users")).to_have_text("No jobs in the last hour.")
 
     for n in range(3):
         job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": f"job {n}"}]})
