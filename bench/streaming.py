@@ -398,7 +398,19 @@ def prepare() -> tuple[dict[str, str], str]:
     return env, api_key_create(user=user, name="bench").plaintext
 
 
+def python_loop_ms(n: int = 20) -> float:
+    """This machine's speed at plain Python, for comparing runs on different days (the same loop each time)."""
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        sum(range(1_000_000))
+        samples.append((time.perf_counter() - t0) * 1000)
+    return percentile(samples, 50)
+
+
 async def main(env: dict[str, str], key: str, quick: bool) -> None:
+    idle_load = os.getloadavg()[0]  # the goals are for an idle machine: was it, before this run started anything?
+    loop_ms = python_loop_ms()
     daphne = DaphneProcess(env).start()
     fast_worker = WorkerProcess(env, queues=QUEUE, concurrency=1).start()
     client = Client(daphne, key)
@@ -432,6 +444,12 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
 
     lost = ttft.broken + streamed_broken + paced.broken + (not fast_intact)
     rows = [
+        {
+            "metric": "machine: load average before the run / Python loop (ms)",
+            "measured": f"{idle_load:.2f} / {loop_ms:.1f}",
+            "baseline": "-",
+            "goal": "(baseline)",
+        },
         {
             "metric": "redis round trip p50 / p99 (ms)",
             "measured": f"{percentile(rtt, 50):.2f} / {percentile(rtt, 99):.2f}",
@@ -529,6 +547,8 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         "streaming",
         rows,
         {
+            "load_average_before": idle_load,
+            "python_loop_ms": loop_ms,
             "bare_request_ms": summary(bare),
             "ttft_ms": summary(added),
             **{f"ttft_phase_{name.replace(' ', '_')}_ms": summary(values) for name, values in ttft.phases.items()},
