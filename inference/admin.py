@@ -7,12 +7,14 @@ import time
 import uuid
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import DurationField, ExpressionWrapper, F
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from inference import streams
+from inference.backends import BACKENDS
 from inference.errors import DjinnError
 from inference.models import AIModel, Job, JobStatus
 from inference.services.events import job_replay_events
@@ -28,16 +30,81 @@ def _seconds(delta: timedelta | None) -> str:
     return "-" if delta is None else f"{delta.total_seconds():.2f}s"
 
 
+def _backend_choices() -> list[tuple[str, str]]:
+    """Each registered backend, with the first line of its docstring: what it serves, from where."""
+    backends = [(key, f"{key} — {(cls.__doc__ or '').strip().partition(chr(10))[0]}") for key, cls in BACKENDS.items()]
+    return [("", "---------"), *sorted(backends)]  # none picked for a new model: the operator chooses
+
+
+def _config_keys_by_backend() -> str:
+    """Every key each backend's `config` takes, read from its Config model: the operator's reference."""
+    sections = []
+    for key, cls in sorted(BACKENDS.items()):
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    name,
+                    "required" if field.is_required() else json.dumps(field.get_default(call_default_factory=True)),
+                    field.description or "",
+                )
+                for name, field in cls.Config.model_fields.items()
+            ),
+        )
+        sections.append(format_html("<details><summary>{}</summary><table>{}</table></details>", key, rows))
+    return format_html(
+        "Backend settings as a JSON object, checked by the backend on save. The keys of each backend "
+        "(name, default, meaning):{}",
+        format_html_join("", "{}", ((section,) for section in sections)),
+    )
+
+
+class AIModelForm(forms.ModelForm):
+    """The backend picked from those registered, and the config keys of each shown beside its field."""
+
+    backend = forms.ChoiceField(choices=_backend_choices)
+
+    class Meta:
+        model = AIModel
+        fields = (
+            "slug",
+            "display_name",
+            "description",
+            "task",
+            "backend",
+            "config",
+            "default_params",
+            "max_input_chars",
+            "max_output_tokens",
+            "queue",
+            "enabled",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["config"].help_text = _config_keys_by_backend()
+
+
 @admin.register(AIModel)
 class AIModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Saving runs AIModel.clean(), so a backend config that does not validate is refused."""
 
     audit_name = "model"
+    form = AIModelForm
     list_display = ("slug", "display_name", "task", "backend", "queue", "enabled", "updated_at")
     list_filter = ("task", "backend", "enabled", "queue")
     search_fields = ("slug", "display_name")
     prepopulated_fields = {"slug": ("display_name",)}
     actions = ["enable_models", "disable_models", "test_model"]
+
+    def response_add(self, request, obj, post_url_continue=None):
+        messages.info(
+            request,
+            f"Model files and servers are checked where the workers run, when they load {obj.slug}: "
+            "run “Test this model” on it from the list of models to see it answer.",
+        )
+        return super().response_add(request, obj, post_url_continue)
 
     def _set_enabled(self, request, queryset, enabled: bool) -> None:
         action = "model.enable" if enabled else "model.disable"

@@ -26,6 +26,8 @@ class EchoConfig(BackendConfig):
 
 
 class EchoBackend(Backend):
+    """Repeats the prompt word by word, with no model: deterministic, for smoke tests and drills."""
+
     key = "echo"
     tasks = frozenset({"chat", "completion", "embedding", "classification"})
     Config = EchoConfig
