@@ -13,7 +13,8 @@ from ops.audit import audit_record
 
 @admin.register(User)
 class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
-    list_display = (*BaseUserAdmin.list_display, "plan", "is_active", "jobs_total", "tokens_total")
+    # Sign-up asks for no first or last name: their columns were always empty, and pushed these out of view.
+    list_display = ("username", "email", "plan", "is_active", "is_staff", "date_joined", "jobs_total", "tokens_total")
     list_filter = (*BaseUserAdmin.list_filter, "plan")
     list_select_related = ("plan",)
     fieldsets = (*BaseUserAdmin.fieldsets, ("Quotas", {"fields": ("plan",)}), ("Usage", {"fields": ("usage",)}))
@@ -92,13 +93,14 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
             ((d["date"], d["jobs"], d["prompt_tokens"], d["completion_tokens"]) for d in usage["daily"]),
         )
         current = usage["current"]
+        remaining = current["tokens_remaining_today"]
         return format_html(
-            "<p>Plan {}: {} active job(s), {} token(s) today, {} left today.</p>"
+            "<p>Plan {}: {} active job(s), {} token(s) today, {}.</p>"
             "<table><tr><th>day</th><th>jobs</th><th>prompt tokens</th><th>completion tokens</th></tr>{}</table>",
             usage["plan"]["name"],
             current["active_jobs"],
             current["tokens_today"],
-            "no limit" if current["tokens_remaining_today"] is None else current["tokens_remaining_today"],
+            "no daily token limit" if remaining is None else f"{remaining} left today",
             rows,
         )
 

@@ -3,6 +3,7 @@
 import pytest
 from django.utils import timezone
 
+from accounts.models import Plan
 from accounts.services import api_key_create
 from inference.models import AIModel, Job, JobStatus
 from inference.services.jobs import job_submit
@@ -51,8 +52,15 @@ def test_the_user_page_shows_their_usage(operator_client, owner, echo_model):
 
     page = operator_client.get(f"/admin/accounts/user/{owner.pk}/change/").content.decode()
     assert "<td>11</td><td>31</td>" in page
+    assert "42 token(s) today, no daily token limit." in page
     listing = operator_client.get("/admin/accounts/user/").content.decode()
     assert '<td class="field-tokens_total">42</td>' in listing
+    assert '<td class="field-first_name">' not in listing  # sign-up asks for no names: no empty columns
+
+    owner.plan = Plan.objects.create(name="small", tokens_per_day=100)
+    owner.save()
+    page = operator_client.get(f"/admin/accounts/user/{owner.pk}/change/").content.decode()
+    assert "Plan small: 0 active job(s), 42 token(s) today, 58 left today." in page
 
 
 def test_revoking_keys_is_audited(operator_client, operator, owner):
