@@ -2,6 +2,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count, Sum
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from accounts.deactivation import user_disable
@@ -119,14 +121,36 @@ class PlanAdmin(AuditedAdminMixin, admin.ModelAdmin):
     search_fields = ("name",)
 
 
+class KeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    # Revoked or not leads: a column at the end of a wide list was out of view.
+    list_display = ("prefix", "name", "user", "state", "created_at", "last_used_at")
+    list_filter = (KeyStateFilter, "revoked_at")
     search_fields = ("prefix", "name", "user__username", "user__email")
     readonly_fields = ("prefix", "created_at", "last_used_at")
     raw_id_fields = ("user",)
     actions = ["revoke_keys"]
+
+    @admin.display(description="State", ordering="revoked_at")
+    def state(self, api_key):
+        if api_key.revoked_at is None:
+            return "Active"
+        return f"Revoked {date_format(timezone.localtime(api_key.revoked_at), 'DATETIME_FORMAT')}"
 
     def has_add_permission(self, request) -> bool:
         # Keys are issued by `createapikey` or the API, which show the secret once.

@@ -71,6 +71,14 @@ def test_revoking_keys_is_audited(operator_client, operator, owner):
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert AuditEntry.objects.get(action="apikey.revoke").target_id == str(key.pk)
+    # The list says which keys are revoked, and filters by it.
+    kept = api_key_create(user=owner, name="kept").api_key
+    revoked_list = operator_client.get("/admin/accounts/apikey/", {"state": "revoked"}).content.decode()
+    assert '<td class="field-state">Revoked ' in revoked_list
+    assert kept.prefix not in revoked_list
+    active_list = operator_client.get("/admin/accounts/apikey/", {"state": "active"}).content.decode()
+    assert '<td class="field-state">Active</td>' in active_list
+    assert key.prefix not in active_list
 
 
 def test_redelivering_a_failed_webhook_reopens_it_and_is_audited(operator_client, owner, echo_model):
