@@ -19,14 +19,29 @@ def _title_from(text: str) -> str:
 
 
 def _context(conversation: Conversation) -> list[dict[str, str]]:
-    """Every earlier turn, as the model's messages; assistant turns without words are left out."""
-    messages = []
+    """The turns sent to the model: the newest that fit in what it reads (its max_input_chars).
+
+    The oldest go first, so a long conversation goes on instead of being refused once its history
+    outgrows the model; what is sent never starts with an answer. The newest turn is always sent
+    (the form has checked that it fits). Assistant turns without words are left out.
+    """
+    turns = []
     for message in conversation.messages.select_related("job"):
         text = message.text
         if message.role == Role.ASSISTANT and not text:
             continue
-        messages.append({"role": message.role, "content": text})
-    return messages
+        turns.append({"role": message.role, "content": text})
+    budget = conversation.model.max_input_chars
+    sent: list[dict[str, str]] = []
+    for turn in reversed(turns):
+        budget -= len(turn["content"])
+        if budget < 0 and sent:
+            break
+        sent.append(turn)
+    sent.reverse()
+    while len(sent) > 1 and sent[0]["role"] == Role.ASSISTANT:
+        sent.pop(0)
+    return sent
 
 
 def _submit_answer(*, conversation: Conversation) -> Message:

@@ -40,6 +40,24 @@ def test_earlier_turns_go_to_the_model_as_context(owner_client, owner, echo_mode
     ]
 
 
+def test_a_long_conversation_sends_the_newest_turns_that_fit_instead_of_being_refused(owner_client, owner, echo_model):
+    echo_model.max_input_chars = 100
+    echo_model.save()
+    _start(owner_client, "q1 " + "a" * 27)  # 30 characters a turn
+    conversation = Conversation.objects.get(owner=owner)
+    for n in (2, 3, 4):
+        Job.objects.filter(chat_message__conversation=conversation).update(status="succeeded", output_text="r" * 30)
+        owner_client.post(
+            reverse("conversation", args=[conversation.id]), {"content": f"q{n} " + "a" * 27, "model": "echo"}
+        )
+
+    # Seven turns of 30 characters; the model reads 100: the newest three, from a question on.
+    sent = conversation.messages.last().job.input["messages"]
+    assert [turn["content"][:2] for turn in sent] == ["q3", "rr", "q4"]
+    assert sent[0]["role"] == "user"
+    assert conversation.messages.last().job.status == "queued"  # admitted, not refused as too large
+
+
 def _preselected_model(client) -> str | None:
     html = client.get(reverse("chat")).content.decode()
     selected = re.search(r'<option value="([^"]+)"[^>]*\sselected>', html)
