@@ -32,8 +32,12 @@ def _seconds(delta: timedelta | None) -> str:
 
 def _backend_choices() -> list[tuple[str, str]]:
     """Each registered backend, with the first line of its docstring: what it serves, from where."""
-    backends = [(key, f"{key} — {(cls.__doc__ or '').strip().partition(chr(10))[0]}") for key, cls in BACKENDS.items()]
+    backends = [(key, f"{key} — {_first_line(cls.__doc__)}") for key, cls in BACKENDS.items()]
     return [("", "---------"), *sorted(backends)]  # none picked for a new model: the operator chooses
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().partition("\n")[0]
 
 
 def _config_keys_by_backend() -> str:
