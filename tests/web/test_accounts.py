@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
@@ -58,7 +60,19 @@ def test_password_reset_mails_a_link(client, owner):
     response = client.post(reverse("password_reset"), {"email": "owner@example.com"})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
-    assert "/password-reset/" in mail.outbox[0].body
+    sent = mail.outbox[0]
+    assert sent.subject == "Reset your Djinn password"
+    assert sent.body.startswith("Hello owner,")
+    link = re.search(r"http://testserver(/password-reset/\S+/)", sent.body).group(1)
+    # The link leads to the page that sets a new password; afterwards it is spent.
+    set_password = client.get(link, follow=True)
+    assert "New password" in set_password.text
+    client.post(
+        set_password.redirect_chain[-1][0], {"new_password1": "c-new-pass-88", "new_password2": "c-new-pass-88"}
+    )
+    assert client.login(username="owner", password="c-new-pass-88")
+    client.logout()
+    assert "New password" not in client.get(link, follow=True).text
 
 
 def test_password_change_needs_the_old_password(owner_client):
