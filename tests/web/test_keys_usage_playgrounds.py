@@ -17,6 +17,9 @@ def test_a_new_key_is_shown_once(owner_client, owner):
     assert "laptop" in again
     assert response.text.count(f"djn_{api_key.prefix}_") == 2  # the secret field and the list row
     assert "only time it is shown" not in again
+    # Where to use it: the API reference, and the base URL the OpenAI SDKs take.
+    assert 'href="/api/docs/"' in again
+    assert 'base_url="http://testserver/v1"' in again
 
 
 def test_revoking_a_key(owner_client, owner, outsider):
