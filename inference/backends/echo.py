@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from inference.backends.base import Backend, BackendConfig, BackendError, ShouldStop
+from inference.backends.text_stream import apply_stops, stop_list
 
 
 class EchoConfig(BackendConfig):
@@ -51,6 +52,10 @@ class EchoBackend(Backend):
     def stream(self, job_input: dict[str, Any], should_stop: ShouldStop) -> Iterator[str]:
         if self.config.fail_with:
             raise BackendError(self.config.fail_with, f"echo was configured to fail with {self.config.fail_with}")
+        # `stop` as the real backends honour it: a client tried against echo sees what a model would do.
+        yield from apply_stops(self._paced(job_input, should_stop), stop_list(job_input.get("stop")))
+
+    def _paced(self, job_input: dict[str, Any], should_stop: ShouldStop) -> Iterator[str]:
         interval = 1 / self.config.tokens_per_second if self.config.tokens_per_second else 0
         started = time.monotonic()
         for index, token in enumerate(self.answer_tokens(job_input)):

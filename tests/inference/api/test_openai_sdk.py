@@ -49,6 +49,17 @@ def test_max_tokens_cuts_the_answer_with_finish_reason_length(sdk, models, celer
     assert completion.choices[0].finish_reason == "length"
 
 
+def test_a_stop_sequence_ends_the_answer_before_it_streamed_or_not(sdk, models, celery_worker):
+    messages = [{"role": "user", "content": "one two three four"}]
+
+    completion = sdk.chat.completions.create(model="echo", messages=messages, stop=["three"])
+    streamed = sdk.chat.completions.create(model="echo", messages=messages, stop="thr", stream=True)
+
+    assert completion.choices[0].message.content == "one two "
+    assert completion.choices[0].finish_reason == "stop"
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices) == "one two "
+
+
 def test_a_streamed_chat_completion_arrives_in_chunks_then_usage(sdk, models, celery_worker):
     echo = AIModel.objects.get(slug="echo")
     echo.config = {"tokens": 120}
