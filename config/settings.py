@@ -48,6 +48,7 @@ USE_TZ = True
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves ASGI (websockets) too
     "django.contrib.admin",
+    "django.contrib.humanize",  # thousands separators in token counts (intcomma)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

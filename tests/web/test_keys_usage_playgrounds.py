@@ -35,15 +35,22 @@ def test_revoking_a_key(owner_client, owner, outsider):
     assert theirs.revoked_at is None
 
 
-def test_usage_shows_the_days_and_the_quota(owner_client, owner):
+def test_usage_shows_the_days_and_the_quota(owner_client, owner, echo_model):
     from accounts.models import Plan
+    from inference.services.jobs import job_submit
 
-    owner.plan = Plan.objects.create(name="starter", tokens_per_day=1000)
+    owner.plan = Plan.objects.create(name="starter", tokens_per_day=100_000)
     owner.save()
+    job = job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": "count"}]})
+    Job.objects.filter(id=job.id).update(status="succeeded", prompt_tokens=1_234, completion_tokens=11_111)
+
     page = owner_client.get(reverse("usage")).text
     assert "Tokens per day" in page
-    assert "quota 1000" in page
+    assert "quota 100,000" in page  # counts read with thousands separators
+    assert '<p class="big">12,345</p>' in page
+    assert "87,655 left" in page
     assert page.count('class="bar-col"') == 14
+    assert "1,234 prompt + 11,111 completion = 12,345" in owner_client.get(reverse("job", args=[job.id])).text
 
 
 @pytest.fixture
