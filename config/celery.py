@@ -1,5 +1,6 @@
 """The Celery app: configured from Django settings under the CELERY_ namespace."""
 
+import functools
 import logging
 import os
 
@@ -23,12 +24,16 @@ class QuietScheduledTasks(logging.Filter):
     "reaper: ..." line), and their failures are still logged, at ERROR.
     """
 
+    @functools.cached_property
+    def scheduled(self) -> frozenset[str]:
+        # Read at the first record, not at import: the schedule comes from Django's settings.
+        return frozenset(entry["task"] for entry in app.conf.beat_schedule.values())
+
     def filter(self, record: logging.LogRecord) -> bool:
         data = getattr(record, "data", None)
         if record.levelno > logging.INFO or not isinstance(data, dict):
             return True
-        scheduled = {entry["task"] for entry in app.conf.beat_schedule.values()}
-        return data.get("name") not in scheduled
+        return data.get("name") not in self.scheduled
 
 
 for celery_logger in ("celery.worker.strategy", "celery.app.trace"):  # where those two lines come from
