@@ -108,7 +108,8 @@ class Inbox:
             return False
         self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._waiter, timeout)
+            async with asyncio.timeout(timeout):
+                await self._waiter
             return True
         except TimeoutError:
             return False
@@ -175,7 +176,8 @@ class LogTail:
             if confirmed is None:
                 confirmed = self._confirmations[channel] = asyncio.get_running_loop().create_future()
                 self._send("SUBSCRIBE", channel)  # without a connection, connecting subscribes it
-            await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT_SECONDS)
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_SECONDS):
+                await asyncio.shield(confirmed)  # shared by every watcher of the log: never canceled by one
             yield inbox
         finally:
             watchers.discard(inbox)

@@ -80,7 +80,8 @@ class WebsocketCounter:
         changes), and every REFRESH_SECONDS so that the key outlives its TTL while this process runs."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), REFRESH_SECONDS)
+                async with asyncio.timeout(REFRESH_SECONDS):
+                    await self._changed.wait()
             if self._changed.is_set():
                 await asyncio.sleep(GATHER_SECONDS)
             self._changed.clear()

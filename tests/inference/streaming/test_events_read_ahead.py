@@ -5,6 +5,7 @@ import gc
 import uuid
 
 from inference import streams
+from inference.log_tail import log_tail
 from inference.services.events import EventsReadAhead
 
 
@@ -52,6 +53,27 @@ def test_an_abandoned_read_ahead_unsubscribes_whether_its_first_event_came_or_no
         return _subscribers(waiting), _subscribers(answered)
 
     assert asyncio.run(scenario()) == (0, 0)
+
+
+def test_a_read_ahead_abandoned_as_its_subscription_is_confirmed_stops():
+    # A refused watcher of a missing job: its log never speaks. Python 3.11's asyncio.wait_for
+    # swallowed the cancel that came with the confirmation, and the abandon waited for ever.
+    job_id = uuid.uuid4()
+
+    async def scenario():
+        events = EventsReadAhead(job_id=job_id, after=0, poll_ms=60_000)
+        await asyncio.sleep(0)  # it has sent its SUBSCRIBE; Redis has not answered yet
+        confirmed = log_tail()._confirmations[streams.log_key(job_id)]  # the moment this test needs
+        assert not confirmed.done()
+        abandoning = []
+        confirmed.add_done_callback(lambda _: abandoning.append(asyncio.ensure_future(events.abandon())))
+        await _until(lambda: abandoning)
+        async with asyncio.timeout(5):
+            await abandoning[0]
+        await _until(lambda: _subscribers(job_id) == 0)
+        return _subscribers(job_id)
+
+    assert asyncio.run(scenario()) == 0
 
 
 def test_a_read_ahead_dropped_unused_stops_following():

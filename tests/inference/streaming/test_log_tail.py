@@ -5,6 +5,7 @@ a subscription that dropped) it must be told to read from the log.
 """
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -63,6 +64,21 @@ def test_an_inbox_holding_only_events_already_read_from_the_log_waits_for_the_ne
 
     taken, stale = asyncio.run(scenario())
     assert (taken, stale) == ([pushed[2]], False)
+
+
+def test_a_watcher_canceled_as_an_event_reaches_its_inbox_stops():
+    # Python 3.11's asyncio.wait_for returned the event and swallowed the cancel: the watcher went on.
+    async def scenario():
+        inbox = log_tail.Inbox()
+        taking = asyncio.create_task(inbox.take(0, timeout=5))
+        await asyncio.sleep(0)  # waiting for a push
+        inbox.push(streams.Event(1, "delta", 1, {"text": "t1 "}))
+        taking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await taking
+        return taking.cancelled()
+
+    assert asyncio.run(scenario())
 
 
 def test_an_inbox_left_unread_holds_a_bounded_number_of_events_and_sends_its_watcher_to_the_log():
