@@ -6,6 +6,7 @@ from web.forms import ThrottledLoginForm
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     # Accounts
     path("signup/", views.signup, name="signup"),
     path(
