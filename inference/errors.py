@@ -39,6 +39,21 @@ class InvalidInput(DjinnError):
     code = "invalid_input"
 
 
+class InvalidJobInput(InvalidInput):
+    """A job's input that its task's schema or its model's limits refuse: what is wrong (`reason`)
+    with which field (`param`, a dotted path inside the input)."""
+
+    def __init__(self, reason: str, *, code: str | None = None, param: str | None = None, status: int | None = None):
+        super().__init__(f"{param}: {reason}" if param else reason, code=code, param=param, status=status)
+        self.reason = reason
+
+    def within(self, field: str) -> InvalidJobInput:
+        """The same error for a request that carries the input as its `field`: `param` names a path in the body."""
+        return InvalidJobInput(
+            self.reason, code=self.code, param=f"{field}.{self.param}" if self.param else field, status=self.status
+        )
+
+
 class Conflict(DjinnError):
     status = 409
     code = "conflict"

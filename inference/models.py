@@ -8,8 +8,9 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from inference.backends import BackendConfigError, validate_backend_config
+from inference.errors import InvalidJobInput
 from inference.fields import OutputJSONField
-from inference.validation import InputError, validate_default_params
+from inference.validation import validate_default_params
 
 
 class Task(models.TextChoices):
@@ -53,7 +54,7 @@ class AIModel(models.Model):
             raise ValidationError({exc.field: exc.message}) from None
         try:
             self.default_params = validate_default_params(self.task, self.default_params)
-        except InputError as exc:
+        except InvalidJobInput as exc:
             raise ValidationError({"default_params": exc.message}) from None
 
 

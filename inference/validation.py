@@ -1,7 +1,7 @@
 """Strict input schemas, one per task, checked before any job exists.
 
 Pydantic models describe what each task accepts; `validate_job_input` adds the
-model's own limits. Every violation becomes an `InputError` naming the field
+model's own limits. Every violation becomes an `InvalidJobInput` naming the field
 path and a stable code. This module knows nothing of Django models: it is
 given the limits it checks.
 """
@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from inference.errors import InvalidJobInput
+
 
 def _no_nul(value: str) -> str:
     # PostgreSQL stores no NUL character, in text or in JSON: refuse it here, not with a 500 later.
@@ -26,17 +28,6 @@ def _no_nul(value: str) -> str:
 
 NoNul = AfterValidator(_no_nul)
 NonEmptyText = Annotated[str, StringConstraints(min_length=1), NoNul]
-
-
-class InputError(Exception):
-    """Input a user sent that cannot run. `param` is a dotted field path."""
-
-    def __init__(self, message: str, *, code: str = "invalid_input", param: str | None = None, status: int = 422):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.param = param
-        self.status = status
 
 
 class _Strict(BaseModel):
@@ -121,9 +112,11 @@ _CODES = {
     "less_than": "out_of_range",
     "less_than_equal": "out_of_range",
 }
+# Pydantic's words where the API's serializers say the same thing otherwise.
+_REASONS = {"missing": "This field is required.", "extra_forbidden": "Unknown field."}
 
 
-def _first_error(exc: ValidationError) -> InputError:
+def _first_error(exc: ValidationError) -> InvalidJobInput:
     errors = exc.errors()
     # A union field (text or list of texts) reports one error per member; the telling one is from
     # the member whose type matched (a list that is empty, not "should be a string"), and the deepest.
@@ -133,9 +126,8 @@ def _first_error(exc: ValidationError) -> InputError:
     path = [str(part) for part in error["loc"] if not (isinstance(part, str) and part.endswith("]"))]
     path = [part for part in path if part not in {"str", "list[str]", "constrained-str", "list[constrained-str]"}]
     code = _CODES.get(error["type"], "invalid_type" if error["type"].endswith("_type") else "invalid_value")
-    message = error["msg"].removeprefix("Value error, ")
-    param = ".".join(path) or None
-    return InputError(f"{param}: {message}" if param else message, code=code, param=param)
+    reason = _REASONS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+    return InvalidJobInput(reason, code=code, param=".".join(path) or None)
 
 
 @dataclass(frozen=True)
@@ -160,10 +152,10 @@ def _generated_schema(task: str) -> dict[str, Any]:
 def validate_default_params(task: str, params: Any) -> dict[str, Any]:
     """Check an operator's default parameters against the task's schema."""
     if not isinstance(params, dict):
-        raise InputError("default parameters must be a JSON object")
+        raise InvalidJobInput("default parameters must be a JSON object")
     if task not in GENERATION_TASKS:
         if params:
-            raise InputError(f"{task} models take no default parameters")
+            raise InvalidJobInput(f"{task} models take no default parameters")
         return {}
     try:
         parsed = GenerationParams.model_validate(params)
@@ -183,17 +175,17 @@ def _input_chars(task: str, parsed: _Strict) -> int:
 
 
 def validate_job_input(limits: ModelLimits, raw: Any) -> dict[str, Any]:
-    """The input a job will run with, or an InputError saying what is wrong."""
+    """The input a job will run with, or an InvalidJobInput saying what is wrong."""
     if not isinstance(raw, dict):
-        raise InputError("input must be a JSON object", code="invalid_type", param="input")
+        raise InvalidJobInput("the input must be a JSON object", code="invalid_type")
     try:
         parsed = SCHEMAS[limits.task].model_validate(raw)
     except ValidationError as exc:
         raise _first_error(exc) from None
     size = _input_chars(limits.task, parsed)
     if size > limits.max_input_chars:
-        raise InputError(
-            f"input is {size} characters; this model takes at most {limits.max_input_chars}",
+        raise InvalidJobInput(
+            f"{size:,} characters in all; this model reads at most {limits.max_input_chars:,}",
             code="input_too_large",
             param="messages" if limits.task == "chat" else ("prompt" if limits.task == "completion" else "input"),
             status=413,
@@ -202,8 +194,8 @@ def validate_job_input(limits: ModelLimits, raw: Any) -> dict[str, Any]:
     if limits.task in GENERATION_TASKS:
         max_tokens = validated.get("max_tokens")
         if max_tokens is not None and max_tokens > limits.max_output_tokens:
-            raise InputError(
-                f"max_tokens is {max_tokens}; this model generates at most {limits.max_output_tokens}",
+            raise InvalidJobInput(
+                f"{max_tokens} is more than this model generates (at most {limits.max_output_tokens})",
                 code="max_tokens_exceeded",
                 param="max_tokens",
             )

@@ -30,6 +30,7 @@ from inference.api.serializers import (
 )
 from inference.api.sse import event_stream_response, follow_events
 from inference.api.waiting import job_wait_finished, preferred_wait
+from inference.errors import InvalidJobInput
 from inference.models import Job, JobClient
 from inference.selectors import job_get_for_user, jobs_for_user
 from inference.services.admission import job_create
@@ -64,14 +65,18 @@ def _submit(request: Request) -> tuple[bool, Job]:
     payload = payload.validated_data
     hook = payload.get("webhook")
     webhook = WebhookRequest(url=hook["url"], events=tuple(hook["events"])) if hook else None
-    return payload["stream"], job_create(
-        user=request.user,
-        model=payload["model"],
-        input=payload["input"],
-        client=JobClient.REST,
-        idempotency_key=idempotency_key(request),
-        webhook=webhook,
-    )
+    try:
+        job = job_create(
+            user=request.user,
+            model=payload["model"],
+            input=payload["input"],
+            client=JobClient.REST,
+            idempotency_key=idempotency_key(request),
+            webhook=webhook,
+        )
+    except InvalidJobInput as exc:
+        raise exc.within("input") from None  # the body's `input`, as `webhook.url` names the body's webhook
+    return payload["stream"], job
 
 
 def _streamed(job: Job, request: Request) -> StreamingHttpResponse:

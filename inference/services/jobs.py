@@ -27,13 +27,13 @@ from django.utils import timezone
 
 from accounts.models import User
 from inference import streams
-from inference.errors import Conflict, InvalidInput
+from inference.errors import Conflict
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.precompiled import PrecompiledUpdate
 from inference.queueing import enqueue_job
 from inference.selectors import ai_model_get_runnable, job_to_run_lookup
 from inference.services.events import visible_text
-from inference.validation import GENERATION_TASKS, InputError, ModelLimits, validate_job_input
+from inference.validation import GENERATION_TASKS, ModelLimits, validate_job_input
 from webhooks.services import webhooks_on_job_event
 
 logger = logging.getLogger(__name__)
@@ -97,15 +97,12 @@ def job_build(
     client: str = JobClient.REST,
     idempotency_key: str | None = None,
 ) -> Job:
-    """The queued job `job_submit` would store, validated but not saved (InvalidInput, ModelNotFound...)."""
+    """The queued job `job_submit` would store, validated but not saved (InvalidJobInput, ModelNotFound...)."""
     if isinstance(model, str):
         model = ai_model_get_runnable(slug=model)
     elif not model.enabled:
         model = ai_model_get_runnable(slug=model.slug)
-    try:
-        validated = validate_job_input(model_limits(model), input)
-    except InputError as exc:
-        raise InvalidInput(exc.message, code=exc.code, param=exc.param, status=exc.status) from None
+    validated = validate_job_input(model_limits(model), input)
 
     if model.task in GENERATION_TASKS and "seed" not in validated:
         # A retried attempt then regenerates the same text, and watchers see no seam.

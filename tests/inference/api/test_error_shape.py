@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from inference.models import Job
+from inference.models import AIModel, Job
 from tests.inference.api.helpers import CHAT, api, assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def embedding_model():
+    return AIModel.objects.create(slug="embed", display_name="Embeddings", task="embedding", backend="echo")
 
 
 def post_raw(client, path: str, content: bytes, content_type: str = "application/json"):
@@ -86,10 +91,29 @@ def test_a_json_array_body_is_a_400(live_server_url, owner_key):
     assert_error(response, 400, "invalid")
 
 
-def test_invalid_model_input_is_a_422_naming_the_field(live_server_url, owner_key, echo_model):
+def test_invalid_model_input_is_a_422_naming_the_field_by_its_path_in_the_body(live_server_url, owner_key, echo_model):
     with api(live_server_url, owner_key) as client:
         response = client.post("/api/v1/jobs", json={"model": "echo", "input": {"messages": [{"role": "robot"}]}})
-    assert_error(response, 422, "invalid_choice", "messages.0.role")
+    error = assert_error(response, 422, "invalid_choice", "input.messages.0.role")
+    assert error["message"].startswith("input.messages.0.role: ")
+
+
+@pytest.mark.parametrize(
+    ("job_input", "code", "message"),
+    [
+        ({"texts": ["a"]}, "required", "input.input: This field is required."),
+        ({"input": "a", "texts": ["a"]}, "unknown_field", "input.texts: Unknown field."),
+        ({"input": []}, "too_short", None),
+    ],
+)
+def test_an_embedding_input_misnamed_or_empty_is_named_inside_the_bodys_input(
+    live_server_url, owner_key, embedding_model, job_input, code, message
+):
+    # An embedding job's text is itself called `input`: a bare "input" would name the wrong one.
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": embedding_model.slug, "input": job_input})
+    error = assert_error(response, 422, code, message.split(":")[0] if message else "input.input")
+    assert message is None or error["message"] == message
 
 
 def test_an_unknown_model_is_a_404(live_server_url, owner_key, echo_model):

@@ -253,7 +253,7 @@ def test_a_streamed_submit_retried_with_its_idempotency_key_streams_the_same_job
         ({**CHAT_BODY, "stream": "true"}, 400, "invalid", "stream"),
         ({**CHAT_BODY, "stream": 1}, 400, "invalid", "stream"),
         ({**CHAT_BODY, "model": "no-such-model"}, 404, "model_not_found", "model"),
-        ({**CHAT_BODY, "input": {"messages": []}}, 422, "too_short", "messages"),
+        ({**CHAT_BODY, "input": {"messages": []}}, 422, "too_short", "input.messages"),
     ],
 )
 def test_a_streamed_submit_of_bad_input_is_refused_in_json_and_creates_nothing(
