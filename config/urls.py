@@ -5,6 +5,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from inference.api.errors import unknown_url
 from ops import views as ops_views
 
+admin.site.site_header = "Djinn administration"
+admin.site.site_title = "Djinn admin"
+admin.site.index_title = "Models, jobs, users and keys"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("inference.api.urls")),
