@@ -31,6 +31,17 @@ function friendlyError(data) {
   return data.message || "The model could not finish this answer.";
 }
 
+// The page follows a growing answer while the reader is at the bottom, and stays put once they scroll up to read.
+const BOTTOM_SLACK_PX = 48;
+
+function atBottom() {
+  return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - BOTTOM_SLACK_PX;
+}
+
+function scrollToBottom() {
+  window.scrollTo(0, document.documentElement.scrollHeight);
+}
+
 function streamAnswer(article) {
   const jobId = article.dataset.job;
   const body = article.querySelector("[data-answer]");
@@ -41,7 +52,11 @@ function streamAnswer(article) {
   article.setAttribute("aria-busy", "true");
 
   const follower = followJob(jobId, {
-    onText: (text) => renderInto(body, text),
+    onText: (text) => {
+      const following = atBottom();
+      renderInto(body, text);
+      if (following) scrollToBottom();
+    },
     onStatus: (data) => data.status && setStatus(article, data.status),
     onConnection: (state) => {
       generating.lastChild.textContent = state === "lost" ? " Connection lost, reconnecting…" : " Generating…";
@@ -83,14 +98,34 @@ function setUpComposer() {
   const maxTokens = form.querySelector("#id_max_tokens");
   const help = form.querySelector("[data-max-tokens-help]");
 
+  const counter = form.querySelector("[data-char-count]");
+  const send = form.querySelector("button[type=submit]");
+
+  // Counted as the server counts (code points, surrounding spaces trimmed), shown from 80% of the
+  // model's limit; past it Send waits. A maxlength would cut a long paste short without a word.
+  const countCharacters = () => {
+    const option = picker?.selectedOptions[0];
+    if (!option) return;
+    const limit = Number(option.dataset.maxChars);
+    const text = textarea.value.trim();
+    const count = text.length - (text.match(/[\uD800-\uDBFF]/g)?.length ?? 0);
+    const over = count > limit;
+    counter.hidden = count < limit * 0.8;
+    counter.classList.toggle("over", over);
+    counter.textContent = over
+      ? `${count.toLocaleString()} characters: ${option.textContent.trim()} reads at most ${limit.toLocaleString()}.`
+      : `${count.toLocaleString()} of ${limit.toLocaleString()} characters`;
+    send.disabled = over;
+  };
   const applyLimits = () => {
     const option = picker?.selectedOptions[0];
     if (!option) return;
     maxTokens.max = option.dataset.maxTokens;
     help.textContent = `1 to ${option.dataset.maxTokens}`;
-    textarea.maxLength = Number(option.dataset.maxChars);
+    countCharacters();
   };
   picker?.addEventListener("change", applyLimits);
+  textarea.addEventListener("input", countCharacters);
   applyLimits();
 
   textarea.addEventListener("keydown", (event) => {
@@ -100,7 +135,7 @@ function setUpComposer() {
     }
   });
   form.addEventListener("submit", () => {
-    form.querySelector("button[type=submit]").disabled = true;
+    send.disabled = true;
   });
   if (!document.querySelector("[data-error][role=alert]:not([hidden])")) textarea.focus();
 }
@@ -125,5 +160,5 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
   });
 }
 
-document.querySelector(".messages .msg:last-child")?.scrollIntoView({ block: "end" });
+if (document.querySelector(".messages .msg")) scrollToBottom(); // the newest turn, above the composer
 setUpComposer();
