@@ -311,7 +311,7 @@ def _playground(request, *, task: str, form_class, template: str, build_input) -
         form.fields["model"].queryset = models
         if not form.is_valid():
             errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
-            return JsonResponse({"error": "Please correct the fields below.", "fields": errors}, status=400)
+            return JsonResponse({"error": "Please correct the fields above.", "fields": errors}, status=400)
         try:
             job = job_create(
                 user=request.user,

@@ -70,6 +70,7 @@ for (const form of document.querySelectorAll("form[data-playground]")) {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     for (const old of form.querySelectorAll(".field-error.js")) old.remove();
+    for (const invalid of form.querySelectorAll("[aria-invalid]")) invalid.removeAttribute("aria-invalid");
     result.innerHTML = '<p class="generating"><span class="dots" aria-hidden="true"></span> Working…</p>';
     try {
       const response = await fetch(form.action || location.href, { method: "POST", body: new FormData(form) });
@@ -78,8 +79,10 @@ for (const form of document.querySelectorAll("form[data-playground]")) {
         result.innerHTML = `<p class="error-box" role="alert">${escapeHtml(body.error)}</p>`;
         for (const [name, errors] of Object.entries(body.fields || {})) {
           const input = form.elements[name];
+          input?.setAttribute("aria-invalid", "true");
           input?.insertAdjacentHTML("afterend", `<p class="field-error js">${escapeHtml(errors.join(" "))}</p>`);
         }
+        form.querySelector("[aria-invalid]")?.focus(); // the first field to correct, where the reader is sent
         return;
       }
       render(form.dataset.playground, await poll(body.poll), result);

@@ -57,6 +57,10 @@ def test_the_classification_playground_explains_bad_labels(logged_in_page):
     page.get_by_label("Labels").fill("only-one")
     page.get_by_role("button", name="Classify").click()
     expect(page.locator(".field-error")).to_have_text("Give at least two labels, separated by commas.")
+    expect(page.get_by_role("alert")).to_have_text("Please correct the fields above.")  # they are above it
+    expect(page.get_by_label("Labels")).to_be_focused()
+    expect(page.get_by_label("Labels")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Text")).not_to_have_attribute("aria-invalid", "true")
 
 
 def test_history_updates_a_running_job_without_a_reload(logged_in_page, celery_worker):
