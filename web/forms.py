@@ -123,6 +123,18 @@ class HistoryFilterForm(forms.Form):
         ]
         self.fields["status"].choices = [("", "Any status"), *statuses]
 
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "This day comes before the From day.")
+        return cleaned
+
+    @property
+    def filtering(self) -> bool:
+        """Whether any filter applies (an unknown parameter in the address is none)."""
+        return any(getattr(self, "cleaned_data", {}).values())
+
 
 class EmbeddingForm(forms.Form):
     model = ModelChoice(queryset=AIModel.objects.none(), to_field_name="slug", empty_label=None)

@@ -45,6 +45,27 @@ def test_history_lists_every_client_and_filters(owner_client, owner, outsider, e
     assert "No jobs match" in owner_client.get(reverse("history"), {"since": tomorrow}).text
 
 
+def test_a_range_that_ends_before_it_starts_is_refused_and_the_start_still_applies(owner_client, owner, echo_model):
+    _job(owner, echo_model, "made today", status="succeeded")
+    today = timezone.now().date()
+
+    page = owner_client.get(
+        reverse("history"), {"since": today.isoformat(), "until": (today - timedelta(days=3)).isoformat()}
+    ).text
+
+    assert 'id="id_until_error"' in page
+    assert "This day comes before the From day." in page
+    assert "made today" in page
+
+
+def test_a_user_without_jobs_is_told_where_to_start_not_that_nothing_matches(owner_client, owner):
+    page = owner_client.get(reverse("history"), {"utm_source": "newsletter"}).text  # not a filter
+
+    assert "No jobs yet" in page
+    assert "No jobs match" not in page
+    assert 'href="/chat/"' in page
+
+
 def test_an_invalid_filter_is_shown_and_left_out_while_the_others_apply(owner_client, owner, echo_model):
     _job(owner, echo_model, "apples that worked", status="succeeded")
     _job(owner, echo_model, "bananas that failed", status="failed")
