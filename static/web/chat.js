@@ -50,6 +50,12 @@ function streamAnswer(article) {
   const errorBox = article.querySelector("[data-error]");
   article.classList.add("is-generating");
   article.setAttribute("aria-busy", "true");
+  const stopShowingProgress = () => {
+    article.classList.remove("is-generating");
+    article.removeAttribute("aria-busy");
+    generating.hidden = true;
+    stopButton.hidden = true;
+  };
 
   const follower = followJob(jobId, {
     onText: (text) => {
@@ -68,13 +74,22 @@ function streamAnswer(article) {
         errorBox.hidden = false;
       }
     },
+    onRefused: ({ loggedOut }) => {
+      stopShowingProgress();
+      if (loggedOut) {
+        const login = document.createElement("a");
+        login.href = `${messagesBox.dataset.loginUrl}?next=${encodeURIComponent(location.pathname)}`;
+        login.textContent = "Log in again";
+        errorBox.replaceChildren("You are logged out, so this answer stopped updating here. ", login, " to see it.");
+      } else {
+        errorBox.textContent = "This answer is no longer available to you.";
+      }
+      errorBox.hidden = false;
+    },
     onDone: (data) => {
       setStatus(article, data.status);
-      article.classList.remove("is-generating");
-      article.removeAttribute("aria-busy");
       article.dataset.finished = "true";
-      generating.hidden = true;
-      stopButton.hidden = true;
+      stopShowingProgress();
       if (data.status === "canceled") {
         errorBox.textContent = "Stopped. The answer so far is kept.";
         errorBox.classList.add("notice");

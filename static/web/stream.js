@@ -30,7 +30,8 @@ export function forgetProgress(jobId) {
   sessionStorage.removeItem(storageKey(jobId));
 }
 
-// handlers: onText(text), onStatus(data), onError(data), onDone(data), onConnection(state)
+// handlers: onText(text), onStatus(data), onError(data), onDone(data), onConnection(state),
+// onRefused({loggedOut}): the server will stream this job to this page no more (retrying cannot help).
 export function followJob(jobId, handlers) {
   const progress = loadProgress(jobId);
   let socket = null;
@@ -81,7 +82,7 @@ export function followJob(jobId, handlers) {
     socket.addEventListener("close", (close) => {
       if (finished) return;
       if (close.code === 4404 || close.code === 4401) {
-        handlers.onError?.({ message: "This answer is no longer available to you." });
+        handlers.onRefused?.({ loggedOut: close.code === 4401 });
         return;
       }
       handlers.onConnection?.("lost");

@@ -226,6 +226,32 @@ def test_a_lost_connection_resumes_after_the_last_event_seen(new_page, slow_echo
     assert re.search(r"after=([1-9]\d*)$", urls[1]), urls
 
 
+def test_a_tab_logged_out_elsewhere_stops_following_and_offers_to_log_in_again(new_page, slow_echo, celery_worker):
+    page = new_page()
+    sockets: list = []
+
+    def hold(ws):
+        sockets.append((ws, ws.connect_to_server()))
+
+    page.route_web_socket(re.compile(r"/ws/jobs/[0-9a-f-]{36}/"), hold)
+    sign_up(page, "leo")
+    send(page, "hello streaming world")
+    answer = last_answer(page)
+    expect(answer.locator("[data-answer]")).not_to_be_empty()
+
+    page.context.clear_cookies()  # logged out in another tab
+    browser_side, server_side = sockets[0]
+    browser_side.close(code=4000, reason="network lost")  # then the connection drops: the reconnect has no session
+    server_side.close()
+
+    expect(answer.locator("[data-error]")).to_contain_text("You are logged out")
+    login = answer.get_by_role("link", name="Log in again")
+    expect(login).to_have_attribute("href", re.compile(r"^/login/\?next=%2Fchat%2F[0-9a-f-]{36}%2F$"))
+    expect(answer.locator("[data-generating]")).to_be_hidden()
+    expect(answer.get_by_role("button", name="Stop")).to_be_hidden()
+    assert len(sockets) == 2  # it tried once more, and stopped when refused
+
+
 def test_copy_and_regenerate(new_page, slow_echo, celery_worker):
     page = new_page()
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
