@@ -7,6 +7,7 @@ words when configured, at `tokens_per_second` (0: as fast as it can).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ class EchoConfig(BackendConfig):
     tokens_per_second: float = Field(0, ge=0, le=1_000_000, description="0 means no delay.")
     dimensions: int = Field(8, ge=1, le=4096, description="Length of embedding vectors.")
     fail_with: str | None = Field(None, description="Fail every job with this error code (for drills).")
+    fail_after_tokens: int = Field(0, ge=0, le=1_000_000, description="With fail_with: fail after this many words.")
     load_seconds: float = Field(0, ge=0, le=600, description="How long loading takes, as a large model's would.")
 
 
@@ -50,10 +52,12 @@ class EchoBackend(Backend):
         return [words[i % len(words)] + ("" if i == count - 1 else " ") for i in range(count)]
 
     def stream(self, job_input: dict[str, Any], should_stop: ShouldStop) -> Iterator[str]:
-        if self.config.fail_with:
-            raise BackendError(self.config.fail_with, f"echo was configured to fail with {self.config.fail_with}")
         # `stop` as the real backends honour it: a client tried against echo sees what a model would do.
-        yield from apply_stops(self._paced(job_input, should_stop), stop_list(job_input.get("stop")))
+        tokens = apply_stops(self._paced(job_input, should_stop), stop_list(job_input.get("stop")))
+        if self.config.fail_with:
+            yield from itertools.islice(tokens, self.config.fail_after_tokens)
+            raise BackendError(self.config.fail_with, f"echo was configured to fail with {self.config.fail_with}")
+        yield from tokens
 
     def _paced(self, job_input: dict[str, Any], should_stop: ShouldStop) -> Iterator[str]:
         interval = 1 / self.config.tokens_per_second if self.config.tokens_per_second else 0

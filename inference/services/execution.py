@@ -104,6 +104,11 @@ def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
 
 
 def _spent(usage: Usage, partial: list[str]) -> Usage:
+    """What a failed attempt costs its owner: the tokens it produced and, once it produced any, the
+    prompt it read. A prompt refused as too long, or a model that failed before its first token,
+    gave the user nothing and takes nothing from their day's tokens."""
+    if not partial:
+        return Usage()
     return Usage(usage.prompt_tokens, completion_tokens=len(partial))
 
 

@@ -57,9 +57,30 @@ def test_a_failing_backend_fails_the_job_with_its_code(celery_worker, owner):
         slug="broken", display_name="Broken", task="chat", backend="echo", config={"fail_with": "model_unavailable"}
     )
 
-    job = _finished(job_submit(user=owner, model="broken", input=_chat("hi")))
+    job = _finished(job_submit(user=owner, model="broken", input=_chat("hi there")))
 
     assert (job.status, job.error_code) == (JobStatus.FAILED, "model_unavailable")
+    # Nothing came of it: nothing is taken from the owner's tokens for the day.
+    assert (job.prompt_tokens, job.completion_tokens, job.output_text) == (0, 0, "")
+    assert streams.read_events(job.id)[-1].data["usage"]["total_tokens"] == 0
+
+
+def test_a_backend_failing_mid_answer_keeps_what_it_wrote_and_charges_for_it(celery_worker, owner):
+    AIModel.objects.create(
+        slug="flaky",
+        display_name="Flaky",
+        task="chat",
+        backend="echo",
+        config={"tokens": 20, "fail_with": "generation_failed", "fail_after_tokens": 5},
+    )
+
+    job = _finished(job_submit(user=owner, model="flaky", input=_chat("one two three four five six")))
+
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "generation_failed")
+    assert job.output_text == "one two three four five "
+    assert (job.prompt_tokens, job.completion_tokens) == (6, 5)
+    deltas = [event.data["text"] for event in streams.read_events(job.id) if event.type == "delta"]
+    assert "".join(deltas) == job.output_text
 
 
 def test_cancel_mid_stream_keeps_the_partial_output(celery_worker, owner, echo_model):

@@ -41,7 +41,9 @@ def test_a_failure_the_input_caused_is_a_400_the_sdk_does_not_retry(sdk, owner, 
     assert error.value.param == "messages"
     assert error.value.body["type"] == "invalid_request_error"
     assert Job.objects.filter(owner=owner).count() == 1
-    assert Job.objects.get(owner=owner).status == JobStatus.FAILED
+    job = Job.objects.get(owner=owner)
+    assert job.status == JobStatus.FAILED
+    assert job.prompt_tokens == job.completion_tokens == 0  # refused before any token: not charged
 
 
 def test_a_completion_whose_prompt_is_too_long_names_the_prompt(sdk, celery_worker):
