@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import ApiKey
@@ -36,6 +37,7 @@ from web.job_errors import job_error_message
 from web.models import Role
 
 HISTORY_PAGE_SIZE = 20
+FAVICON_REDIRECT_MAX_AGE_SECONDS = 24 * 60 * 60
 
 
 def error_in_words(exc: DjinnError) -> str:
@@ -51,8 +53,13 @@ def error_in_words(exc: DjinnError) -> str:
 
 @require_GET
 def favicon(request: HttpRequest) -> HttpResponse:
-    """Browsers ask for /favicon.ico wherever a page names no icon (the API docs, JSON opened in a tab)."""
-    return redirect(static("favicon.svg"), permanent=True)
+    """Browsers ask for /favicon.ico wherever a page names no icon (the API docs, JSON opened in a tab).
+
+    Not a permanent redirect: browsers keep those for ever, and the icon's address (its content's
+    hash, in production) changes with the icon."""
+    response = redirect(static("favicon.svg"))
+    patch_cache_control(response, public=True, max_age=FAVICON_REDIRECT_MAX_AGE_SECONDS)
+    return response
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -22,7 +22,8 @@ def test_favicon_ico_leads_to_the_icon(client):
     redirect = client.get("/favicon.ico")
     icon = client.get(redirect["Location"])
 
-    assert (redirect.status_code, redirect["Location"]) == (301, "/static/favicon.svg")
+    assert (redirect.status_code, redirect["Location"]) == (302, "/static/favicon.svg")
+    assert "max-age=86400" in redirect["Cache-Control"]
     assert icon.status_code == 200
     assert icon["Content-Type"] == "image/svg+xml"
     assert b"<svg" in b"".join(icon.streaming_content)
