@@ -21,6 +21,7 @@ from inference.errors import DjinnError
 from inference.models import JobClient, JobStatus, Task
 from inference.services.admission import QuotaExceeded, job_create
 from inference.usage import usage_for_user
+from inference.validation import GENERATION_TASKS
 from web import selectors, services, throttle
 from web.forms import (
     ApiKeyForm,
@@ -241,7 +242,12 @@ def history(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, job_id) -> HttpResponse:
     job = selectors.job_get_for_user_or_404(user=request.user, job_id=job_id)
     conversation = getattr(getattr(job, "chat_message", None), "conversation", None)
-    return render(request, "web/job_detail.html", {"job": job, "conversation": conversation})
+    return render(
+        request,
+        "web/job_detail.html",
+        # Text is written token by token: a page opened while it runs shows it as it comes.
+        {"job": job, "conversation": conversation, "live_tasks": GENERATION_TASKS},
+    )
 
 
 @login_required

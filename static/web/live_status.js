@@ -1,8 +1,5 @@
 // Live status badges: the user's job feed (/ws/jobs/) tells every open tab when a job changes.
 const LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", canceled: "Canceled", expired: "Expired" };
-const TERMINAL = new Set(["succeeded", "failed", "canceled", "expired"]);
-const reloadOnFinish = document.currentScript?.hasAttribute("data-reload-on-finish") ||
-  document.querySelector("script[data-reload-on-finish]") !== null;
 
 function update(change) {
   for (const row of document.querySelectorAll(`[data-job-row="${CSS.escape(change.job)}"]`)) {
@@ -11,7 +8,6 @@ function update(change) {
       badge.textContent = LABELS[change.status] || change.status;
       (badge.classList.contains("badge") ? badge : row).className = `badge status-${change.status}`;
     }
-    if (reloadOnFinish && TERMINAL.has(change.status)) setTimeout(() => location.reload(), 300);
   }
 }
 

@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import User
-from inference.models import AIModel
+from inference.models import AIModel, Job
+from inference.services.jobs import job_submit
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -76,3 +77,33 @@ def test_history_updates_a_running_job_without_a_reload(logged_in_page, celery_w
     badge = page.locator("tbody tr").first.locator("[data-status-badge]")
     expect(badge).to_have_text(re.compile("Queued|Running"))
     expect(badge).to_have_text("Succeeded", timeout=15_000)
+
+
+def test_a_running_jobs_page_shows_its_answer_as_it_is_written(logged_in_page, celery_worker):
+    AIModel.objects.create(
+        slug="echo", display_name="Echo", task="chat", backend="echo", config={"tokens": 60, "tokens_per_second": 20}
+    )
+    page = logged_in_page
+    page.goto("/chat/")
+    page.get_by_label("Message", exact=True).fill("read me from the job page")
+    page.get_by_role("button", name="Send").click()
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    job_id = page.locator(".msg-assistant").last.get_attribute("data-job")
+
+    page.goto(f"/history/{job_id}/")
+    live = page.locator("[data-live-output]")
+    expect(live).to_contain_text("read me from")  # while it runs: three seconds of answer
+    assert "Not finished yet" not in page.locator("main").inner_text()
+    expect(page.locator("[data-status-badge]")).to_have_text("Succeeded", timeout=15_000)
+    expect(page.locator("pre.wrap").last).to_have_text(Job.objects.get(id=job_id).output_text)  # the stored answer
+
+
+def test_a_jobs_page_opened_as_the_job_ends_shows_how_it_ended(logged_in_page, celery_worker):
+    # Rendered while the job waits for its model, the page shows the result once the job's log says it ended.
+    AIModel.objects.create(slug="emb", display_name="Emb", task="embedding", backend="echo", config={"load_seconds": 1})
+    page = logged_in_page
+    job = job_submit(user=User.objects.get(username="lin"), model="emb", input={"input": "quick"})
+    page.goto(f"/history/{job.id}/")
+
+    expect(page.locator("[data-status-badge]")).to_have_text("Succeeded", timeout=15_000)
+    expect(page.locator("pre.json")).to_contain_text("embeddings")
