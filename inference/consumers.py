@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from urllib.parse import parse_qsl
 
 from channels.consumer import get_handler_name
@@ -40,6 +41,19 @@ def _parse_after(scope) -> int | None:
         if name == "after":
             return resume_point(value)
     return 0
+
+
+# A position in a user's feed, as Redis names stream entries (milliseconds-sequence).
+FEED_POSITION = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _parse_feed_position(scope) -> str | None:
+    """The `after=<position>` a page rendered with, "" when absent, None when it is no position."""
+    query = scope.get("query_string", b"").decode("latin1")
+    for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
+        if name == "after":
+            return value if FEED_POSITION.fullmatch(value) else None
+    return ""
 
 
 def _caller_and_job(scope, job_id):
@@ -154,21 +168,31 @@ class JobStreamConsumer(EventLoopConsumer):
 
 
 class UserJobsConsumer(EventLoopConsumer):
-    """`/ws/jobs/`: tells every open tab of a user when any of their jobs changes status."""
+    """`/ws/jobs/?after=<position>`: tells every open tab of a user when any of their jobs changes status.
+
+    A page passes the feed's position when it was rendered (`after`), and hears of every change
+    since, those made before its socket was up included. Each message carries its `position`,
+    for the next connection to resume from.
+    """
 
     follower: asyncio.Task | None = None
 
     async def connect(self):
         user = await run_db(scope_user, self.scope)
-        # Where the feed stands before the handshake completes: a tab that submits a job as soon as
-        # it is connected hears of it, however late the follower's first read goes out.
-        start = await streams.user_feed_position(user.pk) if user.is_authenticated else None
+        after = _parse_feed_position(self.scope)
+        # Without a position, where the feed stands before the handshake completes: a tab that
+        # submits a job as soon as it is connected hears of it, however late the first read goes out.
+        if user.is_authenticated and after == "":
+            after = await streams.auser_feed_position(user.pk)
         await self.accept()
         if not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if after is None:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
         self.user_id = user.pk
-        self.follower = asyncio.create_task(self._follow(start))
+        self.follower = asyncio.create_task(self._follow(after))
 
     async def _follow(self, last_id: str) -> None:
         try:
@@ -176,7 +200,7 @@ class UserJobsConsumer(EventLoopConsumer):
                 changes = await streams.await_user_changes(self.user_id, last_id, FEED_WAIT_MS)
                 for entry_id, change in changes:
                     last_id = entry_id
-                    await self.send(text_data=json_codec.dumps({"type": "job", **change}))
+                    await self.send(text_data=json_codec.dumps({"type": "job", **change, "position": entry_id}))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -267,8 +267,14 @@ def append_first_notifying(
     return _append_first_script()(keys=keys, args=args) is not None
 
 
-async def user_feed_position(user_id: Any) -> str:
+def user_feed_position(user_id: Any) -> str:
     """Where a user's feed is now: the id after which every later change comes ("0-0" when it is empty)."""
+    newest = redis_client().xrevrange(user_feed_key(user_id), count=1)
+    return newest[0][0] if newest else "0-0"
+
+
+async def auser_feed_position(user_id: Any) -> str:
+    """user_feed_position, for the event loop."""
     newest = await async_redis_client().xrevrange(user_feed_key(user_id), count=1)
     return newest[0][0] if newest else "0-0"
 

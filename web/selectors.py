@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date
 
@@ -9,12 +10,27 @@ from django.conf import settings
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import Http404
+from redis.exceptions import RedisError
 
 from accounts.models import User
+from inference import streams
 from inference.errors import NotFound
 from inference.models import AIModel, Job, Task
 from inference.selectors import ai_models_enabled, job_get_for_user, jobs_for_user
 from web.models import Conversation
+
+logger = logging.getLogger(__name__)
+
+
+def job_feed_position(*, user: User) -> str | None:
+    """Where the user's feed of job changes stands, read before the page's jobs are: its live badges
+    follow from here and miss no change made meanwhile. None when Redis cannot say; they then
+    follow from when their socket connects."""
+    try:
+        return streams.user_feed_position(user.pk)
+    except RedisError:
+        logger.warning("the job feed's position could not be read", exc_info=True)
+        return None
 
 
 def conversations_for_user(*, user: User) -> QuerySet[Conversation]:

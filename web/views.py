@@ -217,6 +217,7 @@ def conversation_delete(request: HttpRequest, conversation_id) -> HttpResponse:
 @login_required
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
+    feed_position = selectors.job_feed_position(user=request.user)  # before the jobs are read
     form = HistoryFilterForm(
         request.GET or None, models=selectors.history_models(user=request.user), statuses=JobStatus.choices
     )
@@ -234,19 +235,24 @@ def history(request: HttpRequest) -> HttpResponse:
     page = Paginator(jobs, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "web/history.html", {"form": form, "page": page, "query": query.urlencode()})
+    return render(
+        request,
+        "web/history.html",
+        {"form": form, "page": page, "query": query.urlencode(), "feed_position": feed_position},
+    )
 
 
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, job_id) -> HttpResponse:
+    feed_position = selectors.job_feed_position(user=request.user)  # before the job is read
     job = selectors.job_get_for_user_or_404(user=request.user, job_id=job_id)
     conversation = getattr(getattr(job, "chat_message", None), "conversation", None)
     return render(
         request,
         "web/job_detail.html",
         # Text is written token by token: a page opened while it runs shows it as it comes.
-        {"job": job, "conversation": conversation, "live_tasks": GENERATION_TASKS},
+        {"job": job, "conversation": conversation, "live_tasks": GENERATION_TASKS, "feed_position": feed_position},
     )
 
 

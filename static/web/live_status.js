@@ -11,16 +11,23 @@ function update(change) {
   }
 }
 
+// Where the feed stood when the page was rendered: changes made before the socket is up still arrive.
+let position = document.querySelector("script[data-feed-position]")?.dataset.feedPosition || "";
+
 function connect(delay = 1000) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/`);
+  const after = position ? `?after=${encodeURIComponent(position)}` : "";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${after}`);
   socket.addEventListener("message", (message) => {
+    let change;
     try {
-      const change = JSON.parse(message.data);
-      if (change.type === "job") update(change);
+      change = JSON.parse(message.data);
     } catch {
-      /* ignore anything that is not a job change */
+      return; /* ignore anything that is not a job change */
     }
+    if (change.type !== "job") return;
+    if (change.position) position = change.position;
+    update(change);
   });
   socket.addEventListener("close", (close) => {
     if (close.code !== 4401) setTimeout(() => connect(Math.min(delay * 2, 15000)), delay);

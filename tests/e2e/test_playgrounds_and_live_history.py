@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from accounts.models import User
 from inference.models import AIModel, Job
 from inference.services.jobs import job_submit
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -107,3 +108,23 @@ def test_a_jobs_page_opened_as_the_job_ends_shows_how_it_ended(logged_in_page, c
 
     expect(page.locator("[data-status-badge]")).to_have_text("Succeeded", timeout=15_000)
     expect(page.locator("pre.json")).to_contain_text("embeddings")
+
+
+def test_history_shows_a_change_made_before_its_live_socket_was_up(logged_in_page, celery_worker):
+    AIModel.objects.create(
+        slug="echo", display_name="Echo", task="chat", backend="echo", config={"tokens": 10, "tokens_per_second": 10}
+    )
+    page = logged_in_page
+    held: list = []
+    page.route_web_socket(re.compile(r"/ws/jobs/(\?.*)?$"), lambda ws: held.append(ws))  # held until the test says
+    job = job_submit(
+        user=User.objects.get(username="lin"), model="echo", input={"messages": [{"role": "user", "content": "hi"}]}
+    )
+    page.goto("/history/")
+    badge = page.locator(f'[data-job-row="{job.id}"] [data-status-badge]')
+    expect(badge).to_have_text(re.compile("Queued|Running"))
+
+    wait_for(lambda: Job.objects.get(id=job.id).is_finished, timeout=15, what="the job to end")
+    held[0].connect_to_server()  # the socket is up only now
+
+    expect(badge).to_have_text("Succeeded")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import redis.exceptions
 
@@ -48,3 +49,19 @@ def test_the_handler_answers_a_redis_outage_with_503(exc):
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert response.data["error"]["code"] == "service_unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("page", ["/history/", "job"])
+def test_a_users_history_pages_still_open_while_redis_is_down(platform_without_redis, client, owner, echo_model, page):
+    from inference.services.jobs import job_build, job_store
+
+    job = job_store(job_build(user=owner, model="echo", input=CHAT))  # stored, never queued
+    client.force_login(owner)
+    cookies = {"sessionid": client.cookies["sessionid"].value}
+    path = f"/history/{job.id}/" if page == "job" else page
+
+    response = httpx.get(f"{platform_without_redis.url}{path}", cookies=cookies, timeout=30)
+
+    assert response.status_code == 200
+    assert 'data-feed-position=""' in response.text  # its live badges follow from when they connect

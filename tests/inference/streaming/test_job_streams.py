@@ -1,5 +1,6 @@
 """Job streams over real websockets and SSE, from a real daphne, fed by a real worker."""
 
+import json
 import random
 import re
 import uuid
@@ -299,11 +300,37 @@ def test_the_user_feed_tells_open_tabs_about_every_status_change(
         job = _submit(owner)
         changes = []
         while not changes or changes[-1]["status"] not in ("succeeded", "failed"):
-            message = __import__("json").loads(ws.recv(timeout=20))
+            message = json.loads(ws.recv(timeout=20))
             if message["job"] == str(job.id):
                 changes.append(message)
 
     assert [change["status"] for change in changes] == ["queued", "running", "succeeded"]
+
+
+def test_the_user_feed_resumes_from_a_position_with_the_changes_made_before_the_socket(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    from websockets.sync.client import connect
+
+    headers = {"Authorization": f"Bearer {owner_key}"}
+    rendered_at = streams.user_feed_position(owner.pk)  # as a page does when it is rendered
+    job = _submit(owner)
+    wait_for(lambda: _stored(job).is_finished, timeout=30, what="the job to end before any socket is up")
+
+    with connect(f"{daphne_server.ws_url}/ws/jobs/?after={rendered_at}", additional_headers=headers) as ws:
+        changes = [json.loads(ws.recv(timeout=20)) for _ in range(3)]
+    with connect(f"{daphne_server.ws_url}/ws/jobs/?after={changes[0]['position']}", additional_headers=headers) as ws:
+        resumed = [json.loads(ws.recv(timeout=20)) for _ in range(2)]
+    with connect(f"{daphne_server.ws_url}/ws/jobs/?after=yesterday", additional_headers=headers) as ws:
+        refused = watch_socket(ws, timeout=10)
+
+    assert [(change["job"], change["status"]) for change in changes] == [
+        (str(job.id), "queued"),
+        (str(job.id), "running"),
+        (str(job.id), "succeeded"),
+    ]
+    assert resumed == changes[1:]
+    assert (refused.events, refused.close_code) == ([], 4400)
 
 
 def test_the_user_feed_refuses_a_socket_without_a_valid_key(daphne_server, owner_key):
