@@ -34,13 +34,19 @@ CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
 FEED_WAIT_MS = 15_000
 
 
-def _parse_after(scope) -> int | None:
-    """The `after=N` to resume from (0 when absent), or None when it is not a usable position."""
+def _after(scope) -> str | None:
+    """The socket's `after=` query value, None when it has none."""
     query = scope.get("query_string", b"").decode("latin1")
     for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
         if name == "after":
-            return resume_point(value)
-    return 0
+            return value
+    return None
+
+
+def _parse_after(scope) -> int | None:
+    """The `after=N` to resume from (0 when absent), or None when it is not a usable position."""
+    value = _after(scope)
+    return 0 if value is None else resume_point(value)
 
 
 # A position in a user's feed, as Redis names stream entries (milliseconds-sequence).
@@ -49,11 +55,10 @@ FEED_POSITION = re.compile(r"\d{1,20}-\d{1,20}")
 
 def _parse_feed_position(scope) -> str | None:
     """The `after=<position>` a page rendered with, "" when absent, None when it is no position."""
-    query = scope.get("query_string", b"").decode("latin1")
-    for name, value in parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace"):
-        if name == "after":
-            return value if FEED_POSITION.fullmatch(value) else None
-    return ""
+    value = _after(scope)
+    if value is None:
+        return ""
+    return value if FEED_POSITION.fullmatch(value) else None
 
 
 def _caller_and_job(scope, job_id):
