@@ -159,11 +159,26 @@ def test_an_end_user_chats_stops_reloads_and_finds_it_all_in_history(
     screenshot(page, "usage")
 
 
+LINES_OF_TEXT = """node => {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    return new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size;
+}"""
+
+
 def test_pages_fit_a_phone(new_page, screenshot, slow_echo, celery_worker):
+    slow_echo.display_name = "Echo 135M Instruct, slow"  # as long as the names real models have
+    slow_echo.save(update_fields=["display_name"])
     page = new_page(width=375, height=812)
     sign_up(page, "phone")
     send(page, "hello streaming world, a message long enough to make a title wider than the phone", max_tokens="12")
     expect(last_answer(page)).to_have_attribute("data-finished", "true")
+    # The answer's header wraps between its parts, never inside the status badge or the details link.
+    for part in ("[data-status-badge]", "a:text('details')"):
+        lines = last_answer(page).locator(f".msg-meta {part}").evaluate(LINES_OF_TEXT)
+        assert lines == 1, f"{part} is on {lines} lines"
+    # The composer scrolls with the page: stuck to the bottom, its four rows would hide half the answer.
+    assert page.locator("#composer").evaluate("form => getComputedStyle(form).position") == "static"
     # The conversation's title is cut with an ellipsis inside the sidebar, not clipped by its edge.
     title, sidebar = page.locator(".conversation-list a").first, page.locator(".chat-sidebar")
     title_box, sidebar_box = title.bounding_box(), sidebar.bounding_box()
