@@ -178,6 +178,34 @@ class ModelCardList(BaseModel):
 # ------------------------------------------------------------------------------
 
 _CODES = {"missing": "required", "extra_forbidden": "unknown_field", "literal_error": "unsupported_value"}
+# Pydantic's words where the REST API's serializers say the same thing otherwise.
+_REASONS = {"missing": "This field is required.", "extra_forbidden": "Unknown field."}
+_ONE_CHOICE = "Djinn returns one choice per request: {field} must be 1."
+_NO_TOOLS = "Djinn's models do not call tools or functions."
+# OpenAI's fields that Djinn knows and cannot honour, and why: a caller who sent one learns it is
+# not a typo ("Unknown field.") nor a value to tweak ("Input should be 1"), and what to send instead.
+_UNSUPPORTED = {
+    "n": _ONE_CHOICE.format(field="n"),
+    "best_of": _ONE_CHOICE.format(field="best_of"),
+    "logprobs": "Log probabilities are not available: leave logprobs out.",
+    "top_logprobs": "Log probabilities are not available.",
+    "echo": "The prompt is not echoed back: leave echo out.",
+    "suffix": "Text insertion (suffix) is not supported.",
+    "response_format": "Only the text response format is supported.",
+    "logit_bias": "logit_bias is not supported: leave it out or send {}.",
+    "tools": _NO_TOOLS,
+    "tool_choice": _NO_TOOLS,
+    "parallel_tool_calls": _NO_TOOLS,
+    "functions": _NO_TOOLS,
+    "function_call": _NO_TOOLS,
+    "modalities": "Djinn's models answer in text only.",
+    "audio": "Djinn's models answer in text only.",
+    "prediction": "Predicted outputs are not supported.",
+    "web_search_options": "Web search is not supported.",
+    "reasoning_effort": "Djinn's models take no reasoning_effort.",
+}
+# The failures that mean "a value Djinn cannot honour" rather than a malformed one.
+_REFUSALS = {"extra_forbidden", "literal_error", "none_required", "too_long"}
 
 
 def parse(schema: type[_Request], data: Any) -> Any:
@@ -191,5 +219,7 @@ def parse(schema: type[_Request], data: Any) -> Any:
         path = [str(part) for part in error["loc"] if not str(part).startswith(("str", "list[", "constrained"))]
         param = ".".join(path) or None
         code = _CODES.get(error["type"], "invalid_type" if error["type"].endswith("_type") else "invalid_value")
-        message = error["msg"].removeprefix("Value error, ")
+        message = _REASONS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+        if path[:1] and path[0] in _UNSUPPORTED and error["type"] in _REFUSALS:
+            message = _UNSUPPORTED[path[0]]
         raise DjinnError(f"{param}: {message}" if param else message, code=code, param=param) from None

@@ -170,3 +170,44 @@ def test_invalid_requests_raise_bad_request(sdk, models):
     with pytest.raises(openai.BadRequestError) as error:
         sdk.completions.create(model="echo", prompt="hi")
     assert error.value.code == "model_task_mismatch"
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "param", "reason"),
+    [
+        ({"messages": HI, "n": 2}, "unsupported_value", "n", "Djinn returns one choice per request: n must be 1."),
+        (
+            {"messages": HI, "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]},
+            "unknown_field",
+            "tools",
+            "Djinn's models do not call tools or functions.",
+        ),
+        ({"messages": HI, "logprobs": True}, "unsupported_value", "logprobs", "Log probabilities are not available"),
+        (
+            {"messages": HI, "response_format": {"type": "json_object"}},
+            "unsupported_value",
+            "response_format.type",
+            "Only the text response format is supported.",
+        ),
+        ({"messages": HI, "extra_body": {"frobnicate": 1}}, "unknown_field", "frobnicate", "Unknown field."),
+        ({"messages": [{"role": "user"}]}, "required", "messages.0.content", "This field is required."),
+        ({"prompt": "hi", "logprobs": 2}, "invalid_value", "logprobs", "Log probabilities are not available"),
+        (
+            {"prompt": "hi", "best_of": 3},
+            "unsupported_value",
+            "best_of",
+            "Djinn returns one choice per request: best_of must be 1.",
+        ),
+    ],
+)
+def test_what_djinn_cannot_honour_is_refused_saying_why(sdk, models, call, code, param, reason):
+    create = sdk.chat.completions.create if "messages" in call else sdk.completions.create
+    model = "echo" if "messages" in call else "echo-complete"
+    with pytest.raises(openai.BadRequestError) as error:
+        create(model=model, **call)
+    assert (error.value.code, error.value.param) == (code, param)
+    assert error.value.body["message"].startswith(f"{param}: {reason}")
+    assert not Job.objects.exists()  # refused before anything was made
