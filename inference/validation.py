@@ -114,20 +114,40 @@ _CODES = {
 }
 # Pydantic's words where the API's serializers say the same thing otherwise.
 _REASONS = {"missing": "This field is required.", "extra_forbidden": "Unknown field."}
+# Pydantic's names for the members of a union, which it adds to an error's location.
+_UNION_MEMBERS = {"str", "list[str]", "constrained-str", "list[constrained-str]"}
 
 
-def _first_error(exc: ValidationError) -> InvalidJobInput:
+def telling_error(exc: ValidationError) -> tuple[dict[str, Any], str | None]:
+    """The one error of `exc` worth reporting, and the path of its field ("messages.0.role"; None: the body)."""
     errors = exc.errors()
     # A union field (text or list of texts) reports one error per member; the telling one is from
     # the member whose type matched (a list that is empty, not "should be a string"), and the deepest.
     same_field = [error for error in errors if error["loc"][:1] == errors[0]["loc"][:1]]
     error = min(same_field, key=lambda error: (error["type"].endswith("_type"), -len(error["loc"])))
-    # Union members add their type name to the location; keep only real fields.
     path = [str(part) for part in error["loc"] if not (isinstance(part, str) and part.endswith("]"))]
-    path = [part for part in path if part not in {"str", "list[str]", "constrained-str", "list[constrained-str]"}]
+    path = [part for part in path if part not in _UNION_MEMBERS]
+    return error, ".".join(path) or None
+
+
+def plain_reason(error: dict[str, Any]) -> str:
+    """What a person reads for a Pydantic error: its message, in the API's words where they differ."""
+    if error["type"] in _REASONS:
+        return _REASONS[error["type"]]
+    context = error.get("ctx") or {}
+    if error["type"] in ("too_short", "too_long") and context.get("field_type") == "List":
+        # Pydantic says "List should have at least 1 item after validation, not 0".
+        bound = context["min_length"] if error["type"] == "too_short" else context["max_length"]
+        items = "item" if bound == 1 else "items"
+        least = "at least" if error["type"] == "too_short" else "at most"
+        return f"Give {least} {bound} {items}, not {context['actual_length']}."
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _first_error(exc: ValidationError) -> InvalidJobInput:
+    error, path = telling_error(exc)
     code = _CODES.get(error["type"], "invalid_type" if error["type"].endswith("_type") else "invalid_value")
-    reason = _REASONS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
-    return InvalidJobInput(reason, code=code, param=".".join(path) or None)
+    return InvalidJobInput(plain_reason(error), code=code, param=path)
 
 
 @dataclass(frozen=True)

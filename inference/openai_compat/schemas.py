@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from inference.errors import DjinnError
+from inference.validation import plain_reason, telling_error
 
 Text = Annotated[str, StringConstraints(max_length=1_000_000)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -178,8 +179,6 @@ class ModelCardList(BaseModel):
 # ------------------------------------------------------------------------------
 
 _CODES = {"missing": "required", "extra_forbidden": "unknown_field", "literal_error": "unsupported_value"}
-# Pydantic's words where the REST API's serializers say the same thing otherwise.
-_REASONS = {"missing": "This field is required.", "extra_forbidden": "Unknown field."}
 _ONE_CHOICE = "Djinn returns one choice per request: {field} must be 1."
 _NO_TOOLS = "Djinn's models do not call tools or functions."
 # OpenAI's fields that Djinn knows and cannot honour, and why: a caller who sent one learns it is
@@ -215,11 +214,9 @@ def parse(schema: type[_Request], data: Any) -> Any:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        path = [str(part) for part in error["loc"] if not str(part).startswith(("str", "list[", "constrained"))]
-        param = ".".join(path) or None
+        error, param = telling_error(exc)
         code = _CODES.get(error["type"], "invalid_type" if error["type"].endswith("_type") else "invalid_value")
-        message = _REASONS.get(error["type"]) or error["msg"].removeprefix("Value error, ")
-        if path[:1] and path[0] in _UNSUPPORTED and error["type"] in _REFUSALS:
-            message = _UNSUPPORTED[path[0]]
+        field = param.split(".")[0] if param else None
+        unsupported = field in _UNSUPPORTED and error["type"] in _REFUSALS
+        message = _UNSUPPORTED[field] if unsupported else plain_reason(error)
         raise DjinnError(f"{param}: {message}" if param else message, code=code, param=param) from None

@@ -103,7 +103,8 @@ def test_invalid_model_input_is_a_422_naming_the_field_by_its_path_in_the_body(l
     [
         ({"texts": ["a"]}, "required", "input.input: This field is required."),
         ({"input": "a", "texts": ["a"]}, "unknown_field", "input.texts: Unknown field."),
-        ({"input": []}, "too_short", None),
+        ({"input": []}, "too_short", "input.input: Give at least 1 item, not 0."),
+        ({"input": ["a"] * 257}, "too_long", "input.input: Give at most 256 items, not 257."),
     ],
 )
 def test_an_embedding_input_misnamed_or_empty_is_named_inside_the_bodys_input(
@@ -112,8 +113,8 @@ def test_an_embedding_input_misnamed_or_empty_is_named_inside_the_bodys_input(
     # An embedding job's text is itself called `input`: a bare "input" would name the wrong one.
     with api(live_server_url, owner_key) as client:
         response = client.post("/api/v1/jobs", json={"model": embedding_model.slug, "input": job_input})
-    error = assert_error(response, 422, code, message.split(":")[0] if message else "input.input")
-    assert message is None or error["message"] == message
+    error = assert_error(response, 422, code, message.split(":")[0])
+    assert error["message"] == message
 
 
 def test_an_unknown_model_is_a_404(live_server_url, owner_key, echo_model):

@@ -194,6 +194,8 @@ HI = [{"role": "user", "content": "hi"}]
         ),
         ({"messages": HI, "extra_body": {"frobnicate": 1}}, "unknown_field", "frobnicate", "Unknown field."),
         ({"messages": [{"role": "user"}]}, "required", "messages.0.content", "This field is required."),
+        ({"messages": []}, "invalid_value", "messages", "Give at least 1 item, not 0."),
+        ({"messages": HI, "stop": ["a", "b", "c", "d", "e"]}, "invalid_value", "stop", "Give at most 4 items, not 5."),
         ({"prompt": "hi", "logprobs": 2}, "invalid_value", "logprobs", "Log probabilities are not available"),
         (
             {"prompt": "hi", "best_of": 3},
@@ -203,7 +205,7 @@ HI = [{"role": "user", "content": "hi"}]
         ),
     ],
 )
-def test_what_djinn_cannot_honour_is_refused_saying_why(sdk, models, call, code, param, reason):
+def test_what_djinn_cannot_honour_or_read_is_refused_saying_why(sdk, models, call, code, param, reason):
     create = sdk.chat.completions.create if "messages" in call else sdk.completions.create
     model = "echo" if "messages" in call else "echo-complete"
     with pytest.raises(openai.BadRequestError) as error:
