@@ -36,6 +36,7 @@ from web.forms import (
 )
 from web.job_errors import job_error_message
 from web.models import Role
+from webhooks.selectors import job_webhook_with_deliveries
 
 HISTORY_PAGE_SIZE = 20
 FAVICON_REDIRECT_MAX_AGE_SECONDS = 24 * 60 * 60
@@ -248,12 +249,17 @@ def job_detail(request: HttpRequest, job_id) -> HttpResponse:
     feed_position = selectors.job_feed_position(user=request.user)  # before the job is read
     job = selectors.job_get_for_user_or_404(user=request.user, job_id=job_id)
     conversation = getattr(getattr(job, "chat_message", None), "conversation", None)
-    return render(
-        request,
-        "web/job_detail.html",
+    webhook, deliveries = job_webhook_with_deliveries(job=job)
+    context = {
+        "job": job,
+        "conversation": conversation,
+        "webhook": webhook,
+        "deliveries": deliveries,
         # Text is written token by token: a page opened while it runs shows it as it comes.
-        {"job": job, "conversation": conversation, "live_tasks": GENERATION_TASKS, "feed_position": feed_position},
-    )
+        "live_tasks": GENERATION_TASKS,
+        "feed_position": feed_position,
+    }
+    return render(request, "web/job_detail.html", context)
 
 
 @login_required

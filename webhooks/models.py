@@ -37,6 +37,11 @@ class JobWebhook(models.Model):
     def __str__(self) -> str:
         return f"{self.job_id} -> {self.url}"
 
+    @property
+    def events_in_order(self) -> list[str]:
+        """Its events in the order a job meets them: start, output, completed."""
+        return sorted(self.events, key=list(WebhookEvent.values).index)
+
 
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"

@@ -8,11 +8,23 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from inference.errors import NotFound
-from webhooks.models import WebhookDelivery
+from inference.models import Job
+from webhooks.models import JobWebhook, WebhookDelivery
 
 
 def deliveries_for_user(*, user: User) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.filter(owner=user)
+
+
+def job_webhook_with_deliveries(*, job: Job) -> tuple[JobWebhook | None, list[WebhookDelivery]]:
+    """The webhook a job asked for, if any, and its deliveries so far, oldest first.
+
+    `job` must already be one its reader may see (job_get_for_user): the deliveries are the job's.
+    """
+    hook = JobWebhook.objects.filter(job=job).first()
+    if hook is None:
+        return None, []
+    return hook, list(WebhookDelivery.objects.filter(job=job).order_by("created_at", "id"))
 
 
 def delivery_get_for_user(*, user: User, delivery_id: str) -> WebhookDelivery:

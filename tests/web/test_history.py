@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inference.models import Job
+from webhooks.models import DeliveryStatus, JobWebhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +129,47 @@ def test_another_users_job_is_a_404(outsider_client, owner, echo_model):
     job = _job(owner, echo_model, "private")
     assert outsider_client.get(reverse("job", args=[job.id])).status_code == 404
     assert outsider_client.get(reverse("job-json", args=[job.id])).status_code == 404
+
+
+def test_the_detail_page_shows_the_jobs_webhook_and_each_delivery(owner_client, owner, echo_model):
+    job = _job(owner, echo_model, "hooked", status="succeeded", output_text="done")
+    JobWebhook.objects.create(job=job, url="https://example.com/hooks/djinn", events=["completed", "start"])
+    now = timezone.now()
+    WebhookDelivery.objects.create(
+        owner=owner,
+        job=job,
+        event="start",
+        url="https://example.com/hooks/djinn",
+        payload={"type": "job.started"},
+        status=DeliveryStatus.SUCCEEDED,
+        attempts=1,
+        last_status_code=204,
+        delivered_at=now,
+    )
+    WebhookDelivery.objects.create(
+        owner=owner,
+        job=job,
+        event="completed",
+        url="https://example.com/hooks/djinn",
+        payload={"type": "job.completed"},
+        status=DeliveryStatus.PENDING,
+        attempts=2,
+        last_status_code=None,
+        last_error="timed out after 10 s",
+        next_attempt_at=now + timedelta(minutes=1),
+    )
+    page = owner_client.get(reverse("job", args=[job.id])).text
+    assert 'Calls <code class="url">https://example.com/hooks/djinn</code> on start, completed.' in page
+    started, completed = page.index("job.started"), page.index("job.completed")
+    assert started < completed  # oldest first, as they were sent
+    first, second = page[started:completed], page[completed:]
+    assert "HTTP 204" in first
+    assert "delivered" in first
+    assert "timed out after 10 s" in second
+    assert "next try" in second
+    assert f"/api/v1/webhooks/deliveries?job={job.id}" in page
+
+
+def test_the_detail_page_of_a_job_without_a_webhook_says_nothing_of_webhooks(owner_client, owner, echo_model):
+    job = _job(owner, echo_model, "plain", status="succeeded", output_text="done")
+    assert "Webhook" not in owner_client.get(reverse("job", args=[job.id])).text
