@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import timedelta
 
 from django import forms
@@ -20,6 +19,7 @@ from inference.models import AIModel, Job, JobStatus
 from inference.services.events import job_replay_events
 from inference.services.jobs import job_cancel
 from inference.services.operator import job_requeue, job_retry, model_trial
+from ops import admin_ids
 from ops.admin_audit import AuditedAdminMixin
 from ops.audit import audit_record
 
@@ -231,16 +231,13 @@ class JobAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         """Also finds jobs by the start of their id, as the list shows it: a range of the primary key."""
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        prefix = search_term.strip().lower().replace("-", "")
-        if 4 <= len(prefix) < 32 and not prefix.strip("0123456789abcdef"):
-            ids = (uuid.UUID(prefix.ljust(32, "0")), uuid.UUID(prefix.ljust(32, "f")))
-            found |= queryset.filter(id__range=ids)
+        if (by_prefix := admin_ids.id_prefix_match(search_term)) is not None:
+            found |= queryset.filter(by_prefix)
         return found, may_have_duplicates
 
     @admin.display(description="Job", ordering="id")
     def short_id(self, job):
-        """The id's first 8 characters (the whole id took four lines of the list), whole on hover."""
-        return format_html('<code title="{}">{}</code>', job.id, str(job.id)[:8])
+        return admin_ids.short_id(job.id)
 
     @admin.display(description="Queue wait", ordering="_queue_wait")
     def queue_wait(self, job):
