@@ -16,7 +16,7 @@ from inference.api.serializers import query_data
 from inference.selectors import job_get_for_user
 from webhooks.models import DeliveryStatus, SigningSecret, WebhookDelivery, WebhookEvent
 from webhooks.selectors import deliveries_for_user, delivery_get_for_user
-from webhooks.services import EVENT_TYPES, signing_secret_get, signing_secret_rotate
+from webhooks.services import signing_secret_get, signing_secret_rotate
 
 
 class SigningSecretOutput(serializers.Serializer):
@@ -79,7 +79,7 @@ def delivery_representation(delivery: WebhookDelivery, *, detail: bool = False) 
         "object": "webhook_delivery",
         "job": str(delivery.job_id),
         "event": delivery.event,
-        "type": EVENT_TYPES[delivery.event],
+        "type": delivery.event_type,
         "url": delivery.url,
         "status": delivery.status,
         "attempts": delivery.attempts,

@@ -14,6 +14,14 @@ class WebhookEvent(models.TextChoices):
     COMPLETED = "completed", "The job finished (succeeded, failed, canceled or expired)"
 
 
+# Each event as the receiver reads it, in the payload's `type`.
+EVENT_TYPES = {
+    WebhookEvent.START: "job.started",
+    WebhookEvent.OUTPUT: "job.output",
+    WebhookEvent.COMPLETED: "job.completed",
+}
+
+
 class SigningSecret(models.Model):
     """A user's Standard Webhooks secret (`whsec_...`): every delivery to that user is signed with it."""
 
@@ -84,6 +92,16 @@ class WebhookDelivery(models.Model):
     @property
     def message_id(self) -> str:
         return f"msg_{self.id.hex}"
+
+    @property
+    def event_type(self) -> str:
+        return EVENT_TYPES[self.event]
+
+    @property
+    def last_answer(self) -> str:
+        """What its receiver last answered: the HTTP status, the error, or both ("" before any attempt)."""
+        status = f"HTTP {self.last_status_code}" if self.last_status_code else ""
+        return " ".join(part for part in (status, self.last_error) if part)
 
 
 class WebhookAttempt(models.Model):

@@ -25,17 +25,20 @@ from accounts.models import User
 from inference.errors import Conflict
 from inference.models import Job
 from webhooks.addresses import WebhookUrlRefused, webhook_target
-from webhooks.models import DeliveryStatus, JobWebhook, SigningSecret, WebhookAttempt, WebhookDelivery, WebhookEvent
+from webhooks.models import (
+    EVENT_TYPES,
+    DeliveryStatus,
+    JobWebhook,
+    SigningSecret,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+)
 from webhooks.signing import signature, signing_secret_generate
 
 logger = logging.getLogger(__name__)
 
 DELIVER_TASK = "webhooks.tasks.deliver_webhook"
-EVENT_TYPES = {
-    WebhookEvent.START: "job.started",
-    WebhookEvent.OUTPUT: "job.output",
-    WebhookEvent.COMPLETED: "job.completed",
-}
 EXCERPT_CHARS = 1000
 EXCERPT_BYTES = 4 * EXCERPT_CHARS  # enough for EXCERPT_CHARS characters of UTF-8
 USER_AGENT = "Djinn-Webhooks/1"
