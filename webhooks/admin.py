@@ -1,10 +1,12 @@
+from django import forms
 from django.contrib import admin
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
 from ops import admin_ids
 from ops.admin_audit import AuditedAdminMixin
-from webhooks.models import WebhookAttempt, WebhookDelivery
+from webhooks.models import JobWebhook, WebhookAttempt, WebhookDelivery
 
 
 class WebhookAttemptInline(admin.TabularInline):
@@ -63,11 +65,7 @@ class WebhookDeliveryAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Job", ordering="job_id")
     def job_link(self, delivery):
-        return format_html(
-            '<a href="{}">{}</a>',
-            reverse("admin:inference_job_change", args=[delivery.job_id]),
-            admin_ids.short_id(delivery.job_id),
-        )
+        return _job_link(delivery.job_id)
 
     @admin.display(description="Event", ordering="event")
     def event_type(self, delivery):
@@ -76,3 +74,24 @@ class WebhookDeliveryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.display(description="Last answer")
     def last_answer(self, delivery):
         return delivery.last_answer or "—"
+
+
+@admin.register(JobWebhook)
+class JobWebhookAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    audit_name = "job_webhook"
+    list_display = ("job_link", "url", "events")
+    search_fields = ("=job__id", "url")
+    raw_id_fields = ("job",)
+    # A URL typed without a scheme means https (Django 6's default; 5.2 still assumes http).
+    formfield_overrides = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
+
+    @admin.display(description="Job", ordering="job_id")
+    def job_link(self, hook):
+        return _job_link(hook.job_id)
+
+
+def _job_link(job_id):
+    """The job's short id, linked to its page in the jobs console."""
+    return format_html(
+        '<a href="{}">{}</a>', reverse("admin:inference_job_change", args=[job_id]), admin_ids.short_id(job_id)
+    )

@@ -3,7 +3,7 @@
 import pytest
 
 from inference.services.jobs import job_submit
-from webhooks.models import DeliveryStatus, WebhookDelivery
+from webhooks.models import DeliveryStatus, JobWebhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +51,20 @@ def test_search_finds_a_delivery_by_the_start_of_its_or_its_jobs_id(operator_cli
 
     assert str(wanted.id) in page
     assert str(other.id) not in page
+
+
+def test_a_jobs_webhook_is_listed_with_its_job_and_edited_with_https_assumed(operator_client, owner, echo_model):
+    hook = JobWebhook.objects.create(
+        job=job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": "hi"}]}),
+        url="https://example.com/hook",
+        events=["completed"],
+    )
+    page = operator_client.get("/admin/webhooks/jobwebhook/").content.decode()
+    job_short = f'<code title="{hook.job_id}">{str(hook.job_id)[:8]}</code>'
+    assert f'<a href="/admin/inference/job/{hook.job_id}/change/">{job_short}</a>' in page
+
+    change = f"/admin/webhooks/jobwebhook/{hook.pk}/change/"
+    response = operator_client.post(change, {"job": hook.job_id, "url": "hooks.example.com/in", "events": '["start"]'})
+    assert response.status_code == 302, response.content.decode()
+    hook.refresh_from_db()
+    assert (hook.url, hook.events) == ("https://hooks.example.com/in", ["start"])
