@@ -99,6 +99,28 @@ def test_a_running_jobs_page_shows_its_answer_as_it_is_written(logged_in_page, c
     expect(page.locator("pre.wrap").last).to_have_text(Job.objects.get(id=job_id).output_text)  # the stored answer
 
 
+def test_a_jobs_page_opened_before_its_first_token_fills_in_its_timings_as_they_come(logged_in_page, celery_worker):
+    AIModel.objects.create(
+        slug="slow-start",
+        display_name="Slow start",
+        task="chat",
+        backend="echo",
+        config={"load_seconds": 2, "tokens": 60, "tokens_per_second": 20},  # 2 s to load, 3 s to answer
+    )
+    page = logged_in_page
+    user = User.objects.get(username="lin")
+    job = job_submit(user=user, model="slow-start", input={"messages": [{"role": "user", "content": "time me"}]})
+    page.goto(f"/history/{job.id}/")
+    ttft = page.locator('[data-timing="ttft"]')
+    assert ttft.inner_text() == "—"  # rendered while the model loads
+
+    expect(ttft).to_have_text(re.compile(r"^\d[\d.]* (ms|s)$"), timeout=10_000)
+    expect(page.locator('[data-timing="queue"]')).to_have_text(re.compile(r"^\d[\d.]* (ms|s)$"))
+    expect(page.locator('[data-timing="duration"]')).to_have_text("—")
+    expect(page.locator("[data-live-output]")).to_have_count(1)  # still the page rendered while the job ran
+    expect(page.locator("[data-status-badge]")).to_have_text("Succeeded", timeout=15_000)
+
+
 def test_a_jobs_page_opened_as_the_job_ends_shows_how_it_ended(logged_in_page, celery_worker):
     # Rendered while the job waits for its model, the page shows the result once the job's log says it ended.
     AIModel.objects.create(slug="emb", display_name="Emb", task="embedding", backend="echo", config={"load_seconds": 1})
