@@ -36,7 +36,7 @@ from web.forms import (
 )
 from web.job_errors import job_error_message
 from web.models import Role
-from web.templatetags.web_extras import duration, first_token, queue_wait
+from web.timings import job_timings
 from webhooks.selectors import job_webhook_with_deliveries
 
 HISTORY_PAGE_SIZE = 20
@@ -279,7 +279,7 @@ def job_json(request: HttpRequest, job_id) -> JsonResponse:
             "error": {"code": job.error_code, "message": error_message} if job.error_code else None,
             "usage": {"prompt_tokens": job.prompt_tokens, "completion_tokens": job.completion_tokens},
             # As the job's page shows them: a running job's page fills them in as they become known.
-            "timings": {"queue": queue_wait(job), "ttft": first_token(job), "duration": duration(job)},
+            "timings": job_timings(job),
         }
     )
 
