@@ -131,30 +131,22 @@ def test_another_users_job_is_a_404(outsider_client, owner, echo_model):
     assert outsider_client.get(reverse("job-json", args=[job.id])).status_code == 404
 
 
+def _delivery(job, event, **fields) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(
+        owner=job.owner, job=job, event=event, url="https://example.com/hooks/djinn", payload={}, **fields
+    )
+
+
 def test_the_detail_page_shows_the_jobs_webhook_and_each_delivery(owner_client, owner, echo_model):
     job = _job(owner, echo_model, "hooked", status="succeeded", output_text="done")
     JobWebhook.objects.create(job=job, url="https://example.com/hooks/djinn", events=["completed", "start"])
     now = timezone.now()
-    WebhookDelivery.objects.create(
-        owner=owner,
-        job=job,
-        event="start",
-        url="https://example.com/hooks/djinn",
-        payload={"type": "job.started"},
-        status=DeliveryStatus.SUCCEEDED,
-        attempts=1,
-        last_status_code=204,
-        delivered_at=now,
-    )
-    WebhookDelivery.objects.create(
-        owner=owner,
-        job=job,
-        event="completed",
-        url="https://example.com/hooks/djinn",
-        payload={"type": "job.completed"},
+    _delivery(job, "start", status=DeliveryStatus.SUCCEEDED, attempts=1, last_status_code=204, delivered_at=now)
+    _delivery(
+        job,
+        "completed",
         status=DeliveryStatus.PENDING,
         attempts=2,
-        last_status_code=None,
         last_error="timed out after 10 s",
         next_attempt_at=now + timedelta(minutes=1),
     )
