@@ -27,7 +27,9 @@ def test_beats_tasks_leave_only_what_they_did_in_the_workers_log(start_worker, o
     app.send_task("inference.tasks.reap_jobs", queue=QUEUE)
 
     wait_for(lambda: Job.objects.get(id=job.id).status == JobStatus.SUCCEEDED, timeout=30, what="the resent job")
+    # Celery logs a task's success after it returns, a moment after the job's row says so.
+    job_succeeded = re.compile(r"Task inference\.tasks\.run_job\[[0-9a-f-]+\] succeeded in")
+    wait_for(lambda: job_succeeded.search(worker.log()), timeout=10, what="the job's own lines in the log")
     log = worker.log()
     assert "reaper: ReapReport(requeued=0, failed=0, canceled=0, expired=0, reenqueued=1)" in log
-    assert re.search(r"Task inference\.tasks\.run_job\[[0-9a-f-]+\] succeeded in", log)  # a job's own lines stay
     assert "reap_jobs[" not in log
