@@ -10,6 +10,7 @@ the live tails of watchers on daphne (log_tail.py).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -186,16 +187,34 @@ def wait_events(job_id: Any, after: int, timeout_ms: int) -> list[Event]:
     return [_parse(entry_id, fields) for entry_id, fields in reply[0][1]]
 
 
+class _CancellableRedis(redis.asyncio.Redis):
+    """redis.asyncio with each command timed out as a whole, not its socket.
+
+    Given a socket_timeout, redis-py wraps every write in asyncio.wait_for, which on Python
+    3.11 swallows a cancel that arrives just as the write completes (python/cpython#86296, fixed
+    in 3.12): the canceled follower of a closed websocket ran on, and the socket's disconnect
+    waited for it, until the job ended. asyncio.timeout passes every cancel on.
+    """
+
+    async def execute_command(self, *args, **options):
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT_SECONDS):
+                return await super().execute_command(*args, **options)
+        except TimeoutError as exc:  # asyncio's; callers expect redis-py's, as its socket timeout raised
+            message = f"Redis did not answer {args[0]} in {SOCKET_TIMEOUT_SECONDS} s"
+            raise redis.exceptions.TimeoutError(message) from exc
+
+
 @one_per_event_loop
 def async_redis_client() -> redis.asyncio.Redis:
     """The running event loop's client, for daphne's readers."""
     # Each user feed holds a connection while it blocks on XREAD; job watchers share one (log_tail.py).
-    return redis.asyncio.Redis.from_url(
+    return _CancellableRedis.from_url(
         settings.REDIS_URL,
         decode_responses=True,
         health_check_interval=30,
         max_connections=MAX_CONNECTIONS,
-        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=None,  # redis-py's default is 5 s; each command is timed out instead
     )
 
 
