@@ -13,6 +13,7 @@ import logging
 import re
 from urllib.parse import parse_qsl
 
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -32,6 +33,9 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
 FEED_WAIT_MS = 15_000
+# What a send to a client that has just left raises: daphne passes on autobahn's Disconnected;
+# the ASGI spec (2.4) asks servers for an OSError.
+CLIENT_GONE = (Disconnected, OSError)
 
 
 def _after(scope) -> str | None:
@@ -92,6 +96,17 @@ class EventLoopConsumer(AsyncWebsocketConsumer):
         await self.disconnect(message["code"])  # no groups: nothing to leave in a channel layer
         raise StopConsumer()
 
+    async def send_to_client(self, text: str) -> bool:
+        """Send `text`, or say False: the client has just left, and its disconnect, on its way, ends this consumer.
+
+        A watcher closing its socket while an event goes out is ordinary (a closed tab), not a failure.
+        """
+        try:
+            await self.send(text_data=text)
+        except CLIENT_GONE:
+            return False
+        return True
+
 
 class NoSuchSocketConsumer(EventLoopConsumer):
     """Every websocket path that names no socket: closed with 4404, as a missing job is."""
@@ -134,7 +149,8 @@ class JobStreamConsumer(EventLoopConsumer):
     async def _follow(self, events: EventsReadAhead) -> None:
         try:
             async for event in events:
-                await self.send(text_data=json_codec.dumps(event.as_dict()))
+                if not await self.send_to_client(json_codec.dumps(event.as_dict())):
+                    return
             await self.close(code=1000)
         except asyncio.CancelledError:
             raise
@@ -205,7 +221,8 @@ class UserJobsConsumer(EventLoopConsumer):
                 changes = await streams.await_user_changes(self.user_id, last_id, FEED_WAIT_MS)
                 for entry_id, change in changes:
                     last_id = entry_id
-                    await self.send(text_data=json_codec.dumps({"type": "job", **change, "position": entry_id}))
+                    if not await self.send_to_client(json_codec.dumps({"type": "job", **change, "position": entry_id})):
+                        return
         except asyncio.CancelledError:
             raise
         except Exception:
