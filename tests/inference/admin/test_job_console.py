@@ -1,5 +1,6 @@
 """The jobs console: operators find jobs and cancel, retry or requeue them; each action is audited."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -38,6 +39,12 @@ def test_the_list_shows_timings_and_tokens_and_filters_by_status_and_client(oper
     assert '<td class="field-time_to_first_token">0.50s</td>' in page
     assert '<td class="field-duration">3.00s</td>' in page
     assert '<td class="field-tokens">3 + 7</td>' in page
+    created = timezone.localtime(done.created_at)
+    shown = f"{created:%b} {created.day}, {created:%H:%M:%S}"  # to the second, as in the logs
+    assert f'<td class="field-created"><time datetime="{created.isoformat()}">{shown}</time></td>' in page
+    # Why a job failed sits next to its status, before the columns a narrow screen scrolls to.
+    columns = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', page)
+    assert columns.index("error_code") == columns.index("status") + 1
 
     # Each job is its id's first 8 characters, linked to the job, the whole id on hover.
     change_url = f"/admin/inference/job/{done.id}/change/?_changelist_filters=status__exact%3Dsucceeded"
