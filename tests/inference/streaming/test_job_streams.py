@@ -4,13 +4,16 @@ import contextlib
 import json
 import random
 import re
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import httpx
 import pytest
+from django.db import connections
 from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from inference import streams
 from inference.models import AIModel, Job, JobStatus
@@ -335,6 +338,38 @@ def test_the_user_feed_tells_open_tabs_about_every_status_change(
                 changes.append(message)
 
     assert [change["status"] for change in changes] == ["queued", "running", "succeeded"]
+
+
+def test_tabs_closing_while_their_feed_speaks_are_no_error(celery_worker, daphne_server, owner, owner_key, echo_model):
+    # As with a job's socket: a tab closed while a change went out was logged as the feed failing.
+    log_start = daphne_server.log_path.stat().st_size
+    headers = {"Authorization": f"Bearer {owner_key}"}
+    stop_submitting = threading.Event()
+
+    def submit_steadily():  # each job tells the feed it is queued, running, then succeeded
+        while not stop_submitting.is_set():
+            job_submit(user=owner, model=echo_model, input={"messages": [{"role": "user", "content": "hi"}]})
+        connections.close_all()
+
+    with ThreadPoolExecutor(1) as submitting:
+        submitted = submitting.submit(submit_steadily)
+        try:
+            for _ in range(3):
+                with contextlib.ExitStack() as sockets:
+                    open_one = partial(connect, f"{daphne_server.ws_url}/ws/jobs/", additional_headers=headers)
+                    tabs = [sockets.enter_context(open_one(max_queue=None)) for _ in range(20)]
+                    for tab in tabs:
+                        tab.recv(timeout=10)
+                    with ThreadPoolExecutor(len(tabs)) as closing:
+                        list(closing.map(lambda tab: tab.close(), tabs))
+        finally:
+            stop_submitting.set()
+            submitted.result()
+    watch_job(daphne_server, uuid.uuid4(), owner_key)  # daphne has handled every socket before this one
+
+    with daphne_server.log_path.open(errors="replace") as log:
+        log.seek(log_start)
+        assert "ERROR" not in log.read()
 
 
 def test_the_user_feed_resumes_from_a_position_with_the_changes_made_before_the_socket(
