@@ -215,6 +215,7 @@ def test_watchers_leaving_mid_stream_are_no_error(celery_worker, daphne_server, 
     streaming_model.max_output_tokens = 6000
     streaming_model.save()
     job = _submit(owner)
+    wait_for(lambda: _stored(job).status == JobStatus.RUNNING, what="the job to start streaming")
     log_start = daphne_server.log_path.stat().st_size
 
     for _ in range(3):
