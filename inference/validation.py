@@ -114,6 +114,13 @@ _CODES = {
 }
 # Pydantic's words where the API's serializers say the same thing otherwise.
 _REASONS = {"missing": "This field is required.", "extra_forbidden": "Unknown field."}
+# Pydantic says "Input should be less than or equal to 2": the API names the bound and what was given.
+_BOUNDS = {
+    "less_than_equal": ("le", "no greater than"),
+    "greater_than_equal": ("ge", "no less than"),
+    "less_than": ("lt", "below"),
+    "greater_than": ("gt", "above"),
+}
 # Pydantic's names for the members of a union, which it adds to an error's location.
 _UNION_MEMBERS = {"str", "list[str]", "constrained-str", "list[constrained-str]"}
 
@@ -141,7 +148,15 @@ def plain_reason(error: dict[str, Any]) -> str:
         items = "item" if bound == 1 else "items"
         least = "at least" if error["type"] == "too_short" else "at most"
         return f"Give {least} {bound} {items}, not {context['actual_length']}."
+    if error["type"] in _BOUNDS and isinstance(error.get("input"), int | float):
+        key, relation = _BOUNDS[error["type"]]
+        return f"Give a number {relation} {_plain_number(context[key])}, not {_plain_number(error['input'])}."
     return error["msg"].removeprefix("Value error, ")
+
+
+def _plain_number(value: float) -> float:
+    """2.0 reads as 2."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _first_error(exc: ValidationError) -> InvalidJobInput:

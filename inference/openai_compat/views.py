@@ -69,6 +69,13 @@ PASSING_FAULTS = frozenset(
     }
 )
 _INPUT_FIELD = {"chat": "messages", "completion": "prompt", "embedding": "input", "classification": "input"}
+# Where a model of each task is called instead, for a caller who picked the wrong endpoint.
+_ENDPOINT_OF_TASK = {
+    "chat": "/v1/chat/completions",
+    "completion": "/v1/completions",
+    "embedding": "/v1/embeddings",
+    "classification": "/api/v1/jobs",  # OpenAI has no classification endpoint
+}
 
 
 class _Unavailable(DjinnError):
@@ -81,7 +88,7 @@ def _submit(user, slug: str, task: str, job_input: dict[str, Any], idempotency_k
     model = ai_model_get_runnable(slug=slug)
     if model.task != task:
         raise DjinnError(
-            f"The model {slug!r} is a {model.task} model; this endpoint needs a {task} model.",
+            f"The model {slug!r} is for {model.task}, not {task}: call it at {_ENDPOINT_OF_TASK[model.task]}.",
             code="model_task_mismatch",
             param="model",
         )

@@ -170,6 +170,9 @@ def test_invalid_requests_raise_bad_request(sdk, models):
     with pytest.raises(openai.BadRequestError) as error:
         sdk.completions.create(model="echo", prompt="hi")
     assert error.value.code == "model_task_mismatch"
+    assert error.value.body["message"] == (
+        "The model 'echo' is for chat, not completion: call it at /v1/chat/completions."
+    )
 
 
 HI = [{"role": "user", "content": "hi"}]
@@ -196,6 +199,8 @@ HI = [{"role": "user", "content": "hi"}]
         ({"messages": [{"role": "user"}]}, "required", "messages.0.content", "This field is required."),
         ({"messages": []}, "invalid_value", "messages", "Give at least 1 item, not 0."),
         ({"messages": HI, "stop": ["a", "b", "c", "d", "e"]}, "invalid_value", "stop", "Give at most 4 items, not 5."),
+        ({"messages": HI, "temperature": 5}, "invalid_value", "temperature", "Give a number no greater than 2, not 5."),
+        ({"messages": HI, "max_tokens": 0}, "invalid_value", "max_tokens", "Give a number no less than 1, not 0."),
         ({"prompt": "hi", "logprobs": 2}, "invalid_value", "logprobs", "Log probabilities are not available"),
         (
             {"prompt": "hi", "best_of": 3},
