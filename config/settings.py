@@ -91,6 +91,7 @@ TEMPLATES = [
         },
     },
 ]
+FORM_RENDERER = "web.form_rendering.FormRenderer"
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

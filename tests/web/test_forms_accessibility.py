@@ -25,6 +25,25 @@ def test_every_id_a_field_is_described_by_exists_once(client):
             assert page.count(f'id="{target}"') == 1, target
 
 
+def autofocused(page: str) -> list[str]:
+    return re.findall(r'<(?:input|select|textarea)[^>]*\bautofocus\b[^>]*id="([^"]*)"', page)
+
+
+def test_a_refused_form_puts_the_cursor_in_the_first_field_to_fix(client):
+    assert autofocused(client.get(reverse("signup")).text) == ["id_username"]
+
+    page = client.post(reverse("signup"), {"username": "ada", "password1": "a-long-pass-9", "password2": "b"}).text
+
+    assert autofocused(page) == ["id_email"]
+
+
+def test_a_refusal_of_the_whole_form_leaves_its_own_focus(client):
+    page = client.post(reverse("login"), {"username": "nobody", "password": "wrong-pass"}).text
+
+    assert "That username and password do not match an account." in page
+    assert autofocused(page) == ["id_username"]
+
+
 def test_a_field_with_several_errors_keeps_one_error_id():
     form = ApiKeyForm({"name": "laptop"})
     form.is_valid()
