@@ -1,13 +1,15 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.db.models import Count, Sum
+from django.db.models import Count, F, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from accounts.deactivation import user_disable
 from accounts.models import ApiKey, Plan, User
+from accounts.quotas import DEFAULT_PLAN_NAME
 from accounts.services import api_key_revoke
 from ops.admin_audit import AuditedAdminMixin
 from ops.audit import audit_record
@@ -16,7 +18,16 @@ from ops.audit import audit_record
 @admin.register(User)
 class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
     # Sign-up asks for no first or last name: their columns were always empty, and pushed these out of view.
-    list_display = ("username", "email", "plan", "is_active", "is_staff", "date_joined", "jobs_total", "tokens_total")
+    list_display = (
+        "username",
+        "email",
+        "plan_name",
+        "is_active",
+        "is_staff",
+        "date_joined",
+        "jobs_total",
+        "tokens_total",
+    )
     list_filter = (*BaseUserAdmin.list_filter, "plan")
     list_select_related = ("plan",)
     fieldsets = (*BaseUserAdmin.fieldsets, ("Quotas", {"fields": ("plan",)}), ("Usage", {"fields": ("usage",)}))
@@ -65,22 +76,37 @@ class UserAdmin(AuditedAdminMixin, BaseUserAdmin):
         )
 
     def get_queryset(self, request):
+        # Counted per listed user by subqueries, which PostgreSQL runs for the page's rows only (after
+        # its LIMIT): a join and GROUP BY over every job took 1.7 s a page at a million jobs, twice more
+        # for the page counts. The job model is reached through the relation: accounts imports nothing
+        # from inference.
+        users_jobs = self.model._meta.get_field("jobs").related_model.objects.filter(owner=OuterRef("pk"))
+        users_jobs = users_jobs.order_by().values("owner")
         return (
             super()
             .get_queryset(request)
             .annotate(
-                _jobs_total=Count("jobs", distinct=True),
-                _tokens_total=Sum("jobs__prompt_tokens") + Sum("jobs__completion_tokens"),
+                _jobs_total=Coalesce(Subquery(users_jobs.annotate(jobs=Count("pk")).values("jobs")), 0),
+                _tokens_total=Coalesce(
+                    Subquery(
+                        users_jobs.annotate(tokens=Sum(F("prompt_tokens") + F("completion_tokens"))).values("tokens")
+                    ),
+                    0,
+                ),
             )
         )
 
+    @admin.display(description="Plan", ordering="plan__name", empty_value=f"{DEFAULT_PLAN_NAME} (settings)")
+    def plan_name(self, user):
+        return user.plan
+
     @admin.display(description="Jobs", ordering="_jobs_total")
     def jobs_total(self, user):
-        return getattr(user, "_jobs_total", 0)
+        return user._jobs_total
 
     @admin.display(description="Tokens", ordering="_tokens_total")
     def tokens_total(self, user):
-        return getattr(user, "_tokens_total", None) or 0
+        return user._tokens_total
 
     @admin.display(description="Usage (last 7 days)")
     def usage(self, user):

@@ -161,7 +161,7 @@ class JobAdmin(admin.ModelAdmin):
     # open about seven columns show before the list scrolls sideways.
     list_display = (
         "short_id",
-        "owner",
+        "owner_jobs",
         "model",
         "status",
         "error_code",
@@ -174,9 +174,10 @@ class JobAdmin(admin.ModelAdmin):
         "client",
     )
     list_display_links = ("short_id",)
-    list_filter = ("status", "model", ("owner", admin.RelatedOnlyFieldListFilter), "client", "task", "created_at")
+    # No date hierarchy and no list of owners: each read every job on every page load (0.3-0.6 s at a
+    # million jobs). "Created" filters by date; an owner's name in the list filters by them.
+    list_filter = ("status", "model", "client", "task", "created_at")
     search_fields = ("=id", "owner__username", "input", "error_code")
-    date_hierarchy = "created_at"
     list_select_related = ("owner", "model")
     actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
     change_form_template = "admin/inference/job/change_form.html"
@@ -242,6 +243,12 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Job", ordering="id")
     def short_id(self, job):
         return admin_ids.short_id(job.id)
+
+    @admin.display(description="Owner", ordering="owner__username")
+    def owner_jobs(self, job):
+        return format_html(
+            '<a href="?owner__id__exact={}" title="Only the jobs of {}">{}</a>', job.owner_id, job.owner, job.owner
+        )
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, job):

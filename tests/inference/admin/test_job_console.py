@@ -4,6 +4,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inference.models import Job, JobClient, JobStatus
@@ -54,6 +56,26 @@ def test_the_list_shows_timings_and_tokens_and_filters_by_status_and_client(oper
     page = operator_client.get(CHANGELIST, {"client__exact": "web"}).content.decode()
     assert str(queued.id) in page
     assert str(done.id) not in page
+
+
+def test_an_owners_name_lists_only_their_jobs_and_the_list_reads_no_whole_history(
+    operator_client, owner, outsider, echo_model
+):
+    mine = job_submit(user=owner, model=echo_model, input=chat("mine"))
+    theirs = job_submit(user=outsider, model=echo_model, input=chat("theirs"))
+
+    with CaptureQueriesContext(connection) as queries:
+        page = operator_client.get(CHANGELIST).content.decode()
+
+    # The date drill-down and the list of owners each read every job on every load (0.3-0.6 s at a
+    # million jobs); the "Created" filter and the owners' names filter instead.
+    assert not [query["sql"] for query in queries.captured_queries if re.search(r"DATE_TRUNC|DISTINCT", query["sql"])]
+    owner_link = f'<a href="?owner__id__exact={owner.pk}" title="Only the jobs of {owner}">{owner}</a>'
+    assert f'<td class="field-owner_jobs">{owner_link}</td>' in page
+
+    page = operator_client.get(f"{CHANGELIST}?owner__id__exact={owner.pk}").content.decode()
+    assert str(mine.id)[:8] in page
+    assert str(theirs.id)[:8] not in page
 
 
 def test_search_finds_jobs_by_id_username_and_input_text(operator_client, owner, outsider, echo_model):
