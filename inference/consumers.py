@@ -22,6 +22,7 @@ from accounts.websocket_auth import scope_user
 from inference import json_codec, streams
 from inference.db_threads import run_db
 from inference.errors import NotFound
+from inference.log_tail import log_tail
 from inference.selectors import job_get_for_user
 from inference.services.events import EventsReadAhead, resume_point
 from inference.services.jobs import job_cancel
@@ -32,7 +33,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
-FEED_WAIT_MS = 15_000
+FEED_READ_AGAIN_SECONDS = 15
 # What a send to a client that has just left raises: daphne passes on autobahn's Disconnected;
 # the ASGI spec (2.4) asks servers for an OSError.
 CLIENT_GONE = (Disconnected, OSError)
@@ -217,12 +218,16 @@ class UserJobsConsumer(EventLoopConsumer):
 
     async def _follow(self, last_id: str) -> None:
         try:
-            while True:
-                changes = await streams.await_user_changes(self.user_id, last_id, FEED_WAIT_MS)
-                for entry_id, change in changes:
-                    last_id = entry_id
-                    if not await self.send_to_client(json_codec.dumps({"type": "job", **change, "position": entry_id})):
-                        return
+            # Woken when the feed grows (log_tail.py), it reads what is new by position. It also reads
+            # after FEED_READ_AGAIN_SECONDS of quiet: one short read per tab, against a wake-up lost.
+            async with log_tail().follow_user_feed(self.user_id) as grown:
+                while True:
+                    for entry_id, change in await streams.aread_user_changes(self.user_id, last_id):
+                        last_id = entry_id
+                        message = json_codec.dumps({"type": "job", **change, "position": entry_id})
+                        if not await self.send_to_client(message):
+                            return
+                    await grown.take(after=0, timeout=FEED_READ_AGAIN_SECONDS)
         except asyncio.CancelledError:
             raise
         except Exception:

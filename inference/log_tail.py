@@ -9,6 +9,11 @@ The log stays the truth. A watcher takes a pushed event only when it is the next
 number it expects; after a gap, an overflowing inbox or a reconnect (when Redis drops
 published messages) it reads the log by position again, so it still gets every event once
 and in order.
+
+A user's feed of status changes rides the same connection. Each tab's feed used to block on
+an XREAD of its own, one Redis connection per open tab: tabs enough would have taken every
+connection Redis allows (10,000), and the workers' and the broker's with them. Now a feed
+change publishes only that the feed grew, and that wakes the user's tabs to read it by position.
 """
 
 from __future__ import annotations
@@ -158,20 +163,29 @@ class LogTail:
         self._runner: asyncio.Task | None = None
         self._unreachable = False  # the last try to connect failed
 
-    @contextlib.asynccontextmanager
-    async def follow(self, job_id: Any) -> AsyncIterator[Inbox]:
+    def follow(self, job_id: Any) -> contextlib.AbstractAsyncContextManager[Inbox]:
         """An inbox receiving the job's new events while the block runs.
 
         It is subscribed when the block starts: whatever is appended after that reaches the
         inbox, so a watcher that reads the log next misses nothing in between.
         """
-        channel = streams.log_key(job_id)
+        return self._inbox_of(streams.log_key(job_id))
+
+    def follow_user_feed(self, user_id: Any) -> contextlib.AbstractAsyncContextManager[Inbox]:
+        """An inbox told (made stale) whenever the user's feed grows, while the block runs; it holds no events.
+
+        Subscribed when the block starts, as `follow`: a tab that reads the feed next misses nothing.
+        """
+        return self._inbox_of(streams.user_feed_key(user_id))
+
+    @contextlib.asynccontextmanager
+    async def _inbox_of(self, channel: str) -> AsyncIterator[Inbox]:
         inbox = Inbox()
         watchers = self._inboxes.setdefault(channel, set())
         watchers.add(inbox)
         try:
             if self._unreachable:  # fail now, as a read of the log would, not after SUBSCRIBE_TIMEOUT
-                raise ConnectionError("Redis is unreachable: the job's log cannot be followed")
+                raise ConnectionError(f"Redis is unreachable: {channel} cannot be followed")
             confirmed = self._confirmations.get(channel)
             if confirmed is None:
                 confirmed = self._confirmations[channel] = asyncio.get_running_loop().create_future()
@@ -265,6 +279,10 @@ class LogTail:
         watchers = self._inboxes.get(channel)
         if not watchers or all(inbox.stale for inbox in watchers):
             return  # a watcher behind by a whole inbox reads the log: no use parsing this for it
+        if payload == streams.FEED_GREW:
+            for inbox in watchers:
+                inbox.mark_stale()
+            return
         seq, event_type, attempt, data = payload.split(" ", 3)
         event = Event(seq=int(seq), type=event_type, attempt=int(attempt), data=json_codec.loads(data))
         for inbox in watchers:

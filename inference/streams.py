@@ -60,6 +60,8 @@ return seq
 
 
 MAX_CONNECTIONS = 10_000
+# Connections of daphne's client, per event loop: its commands are short, never blocking.
+ASYNC_MAX_CONNECTIONS = 16
 # redis-py times reads out after 5 s by default; watchers block on XREAD for up to 15 s.
 SOCKET_TIMEOUT_SECONDS = 60
 
@@ -208,14 +210,18 @@ class _CancellableRedis(redis.asyncio.Redis):
 @one_per_event_loop
 def async_redis_client() -> redis.asyncio.Redis:
     """The running event loop's client, for daphne's readers."""
-    # Each user feed holds a connection while it blocks on XREAD; job watchers share one (log_tail.py).
-    return _CancellableRedis.from_url(
+    # No command blocks (watchers and feeds wait on one shared subscription, log_tail.py), so a few
+    # connections serve every socket; a burst waits its turn for one. An open pool kept as many
+    # connections as commands had ever been in flight at once: one per tab woken by its feed.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         decode_responses=True,
         health_check_interval=30,
-        max_connections=MAX_CONNECTIONS,
+        max_connections=ASYNC_MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT_SECONDS,  # for a free connection; each command is timed out as a whole too
         socket_timeout=None,  # redis-py's default is 5 s; each command is timed out instead
     )
+    return _CancellableRedis(connection_pool=pool)
 
 
 async def aread_events(job_id: Any, after: int = 0, count: int | None = None) -> list[Event]:
@@ -232,6 +238,8 @@ def user_feed_key(user_id: Any) -> str:
 
 
 USER_FEED_MAX = 1000
+# What a feed's channel says: only that the feed grew. The news itself is read from the feed.
+FEED_GREW = "grew"
 
 
 def notify_user(user_id: Any, change: dict[str, Any]) -> None:
@@ -245,6 +253,7 @@ def _notify_user(pipe, user_id: Any, change: dict[str, Any]) -> None:
     key = user_feed_key(user_id)
     pipe.xadd(key, {"data": json_codec.dumps(change)}, maxlen=USER_FEED_MAX, approximate=True)
     pipe.expire(key, settings.EVENT_LOG_TTL_SECONDS)
+    pipe.publish(key, FEED_GREW)  # wakes the user's tabs, which read the feed by position (log_tail.py)
 
 
 def append_event_notifying(
@@ -298,9 +307,9 @@ async def auser_feed_position(user_id: Any) -> str:
     return newest[0][0] if newest else "0-0"
 
 
-async def await_user_changes(user_id: Any, after_id: str, timeout_ms: int) -> list[tuple[str, dict[str, Any]]]:
-    """A user's job status changes after stream id `after_id` ("$" for only new ones)."""
-    reply = await async_redis_client().xread({user_feed_key(user_id): after_id}, block=timeout_ms)
+async def aread_user_changes(user_id: Any, after_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """A user's job status changes after stream id `after_id`, without waiting for any."""
+    reply = await async_redis_client().xread({user_feed_key(user_id): after_id})
     if not reply:
         return []
     return [(entry_id, json_codec.loads(fields["data"])) for entry_id, fields in reply[0][1]]

@@ -373,6 +373,28 @@ def test_tabs_closing_while_their_feed_speaks_are_no_error(celery_worker, daphne
         assert "ERROR" not in log.read()
 
 
+def test_open_tabs_share_one_redis_connection_for_their_feeds(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    # Each tab's feed blocked on an XREAD of its own: a Redis connection per open tab, until tabs
+    # enough took every connection Redis allows, the workers' and the broker's with them.
+    headers = {"Authorization": f"Bearer {owner_key}"}
+    connected_before = len(streams.redis_client().client_list())
+    with contextlib.ExitStack() as sockets:
+        tabs = [
+            sockets.enter_context(connect(f"{daphne_server.ws_url}/ws/jobs/", additional_headers=headers))
+            for _ in range(60)
+        ]
+        job = _submit(owner)
+        heard = [json.loads(tab.recv(timeout=20)) for tab in tabs]  # every tab is following its feed
+        connected_during = len(streams.redis_client().client_list())
+
+    assert {(change["job"], change["status"]) for change in heard} == {(str(job.id), "queued")}
+    # daphne's few pooled connections and its subscription, with room for the test's own.
+    added = connected_during - connected_before
+    assert added <= streams.ASYNC_MAX_CONNECTIONS + 4, (connected_before, connected_during)
+
+
 def test_the_user_feed_resumes_from_a_position_with_the_changes_made_before_the_socket(
     celery_worker, daphne_server, owner, owner_key, streaming_model
 ):

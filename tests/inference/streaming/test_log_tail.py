@@ -124,6 +124,34 @@ def test_a_watcher_gets_every_event_once_across_a_dropped_subscription():
     )
 
 
+def test_a_users_tabs_are_woken_when_their_feed_grows_and_after_a_dropped_subscription():
+    user_id = f"tail-test-{uuid.uuid4()}"
+    other_user_id = f"tail-test-{uuid.uuid4()}"
+
+    async def woken(inbox: log_tail.Inbox) -> bool:
+        _, stale = await inbox.take(after=0, timeout=2)
+        return stale
+
+    async def scenario():
+        tail = log_tail.log_tail()
+        async with tail.follow_user_feed(user_id) as first, tail.follow_user_feed(user_id) as second:
+            quiet = await woken(first)
+            streams.notify_user(other_user_id, {"job": "elsewhere", "status": "queued"})
+            not_theirs = await woken(first)
+            streams.notify_user(user_id, {"job": "j1", "status": "queued"})
+            grown = (await woken(first), await woken(second))
+            _kill_subscription()  # what is published until it is back is lost: every tab reads its feed
+            dropped = (await woken(first), await woken(second))
+        return quiet, not_theirs, grown, dropped
+
+    quiet, not_theirs, grown, dropped = asyncio.run(scenario())
+    assert (quiet, not_theirs) == (False, False)
+    assert grown == (True, True)
+    assert dropped == (True, True)
+    changes = asyncio.run(streams.aread_user_changes(user_id, "0-0"))
+    assert [change for _, change in changes] == [{"job": "j1", "status": "queued"}]
+
+
 def test_a_watcher_that_fell_behind_by_more_than_its_inbox_still_gets_every_event_once():
     job_id = uuid.uuid4()
     appended = log_tail.INBOX_MAX + READ_BATCH + 40
