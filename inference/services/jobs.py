@@ -544,6 +544,8 @@ def _announce(job_id: Any, owner_id: Any, attempt: int, event_type: str, data: d
     try:
         if event_type in ("status", "done"):
             change = {"job": str(job_id), "status": data["status"], "attempt": attempt}
+            if "usage" in data:  # the job has ended: its tabs show what it cost without a reload
+                change["tokens"] = data["usage"]["total_tokens"]
             streams.append_event_notifying(job_id, attempt, event_type, data, owner_id=owner_id, change=change)
         else:
             streams.append_event(job_id, attempt, event_type, data)

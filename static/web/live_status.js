@@ -8,6 +8,8 @@ function update(change) {
       badge.textContent = LABELS[change.status] || change.status;
       (badge.classList.contains("badge") ? badge : row).className = `badge status-${change.status}`;
     }
+    const tokens = row.querySelector("[data-tokens]");
+    if (tokens && Number.isInteger(change.tokens)) tokens.textContent = change.tokens.toLocaleString("en-US");
   }
 }
 

@@ -78,6 +78,9 @@ def test_history_updates_a_running_job_without_a_reload(logged_in_page, celery_w
     badge = page.locator("tbody tr").first.locator("[data-status-badge]")
     expect(badge).to_have_text(re.compile("Queued|Running"))
     expect(badge).to_have_text("Succeeded", timeout=15_000)
+    job = Job.objects.get()
+    assert job.completion_tokens == 40
+    expect(page.locator("tbody tr").first.locator("[data-tokens]")).to_have_text(str(job.total_tokens))
 
 
 def test_a_running_jobs_page_shows_its_answer_as_it_is_written(logged_in_page, celery_worker):
