@@ -109,7 +109,11 @@ def exception_handler(exc, context):
     code = _DRF_CODES.get(type(exc)) or getattr(exc, "default_code", "error")
     if isinstance(exc, exceptions.AuthenticationFailed) and getattr(exc.detail, "code", None):
         code = exc.detail.code
-    response.data = error_body(response.status_code, code, str(exc.detail))
+    message = str(exc.detail)
+    if isinstance(exc, exceptions.UnsupportedMediaType):  # DRF says only what it will not read
+        sent = context["request"].content_type.split(";")[0] or "none"
+        message = f'Send the body as JSON, with Content-Type: application/json (not "{sent}").'
+    response.data = error_body(response.status_code, code, message)
     return response
 
 

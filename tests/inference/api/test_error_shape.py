@@ -141,7 +141,10 @@ def test_input_over_the_models_limit_is_a_413(live_server_url, owner_key, echo_m
 def test_a_body_that_is_not_json_is_a_415(live_server_url, owner_key):
     with api(live_server_url, owner_key) as client:
         response = post_raw(client, "/api/v1/jobs", b"model=echo", "application/x-www-form-urlencoded")
-    assert_error(response, 415, "unsupported_media_type")
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert error["message"] == (
+        'Send the body as JSON, with Content-Type: application/json (not "application/x-www-form-urlencoded").'
+    )
 
 
 @pytest.mark.parametrize("path", ["/api/v1/jobs", "/v1/chat/completions"])
