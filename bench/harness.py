@@ -49,6 +49,7 @@ def bench_env(**extra: str) -> dict[str, str]:
         DJANGO_SESSION_COOKIE_SECURE="false",
         DJANGO_CSRF_COOKIE_SECURE="false",
         LOG_LEVEL="WARNING",
+        WEBSOCKETS_PER_USER="100000",  # one user opens every stream and idle socket of a benchmark
         PYTHONPATH=str(ROOT),
     )
     env.update(extra)

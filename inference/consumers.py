@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+from typing import Any
 from urllib.parse import parse_qsl
 
 from autobahn.exception import Disconnected
@@ -26,12 +27,14 @@ from inference.log_tail import log_tail
 from inference.selectors import job_get_for_user
 from inference.services.events import EventsReadAhead, resume_point
 from inference.services.jobs import job_cancel
+from inference.socket_limits import open_sockets
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_MANY_SOCKETS = 4429  # settings.WEBSOCKETS_PER_USER (daphne sends no close reason to say so)
 CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
 FEED_READ_AGAIN_SECONDS = 15
 # What a send to a client that has just left raises: daphne passes on autobahn's Disconnected;
@@ -87,6 +90,8 @@ class EventLoopConsumer(AsyncWebsocketConsumer):
     database_sync_to_async, and db_threads manage their own, so these consumers skip it.
     """
 
+    holder: Any = None  # the user this socket counts against (socket_limits.py), once it is let in
+
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -95,7 +100,17 @@ class EventLoopConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message):
         await self.disconnect(message["code"])  # no groups: nothing to leave in a channel layer
+        if self.holder is not None:
+            open_sockets().give_back(self.holder)
+            self.holder = None
         raise StopConsumer()
+
+    def take_socket(self, user_id: Any) -> bool:
+        """Count this socket against its user, or say False: they hold as many as they may."""
+        if not open_sockets().take(user_id):
+            return False
+        self.holder = user_id
+        return True
 
     async def send_to_client(self, text: str) -> bool:
         """Send `text`, or say False: the client has just left, and its disconnect, on its way, ends this consumer.
@@ -140,6 +155,8 @@ class JobStreamConsumer(EventLoopConsumer):
             refusal = CLOSE_NOT_FOUND
         elif events is None:
             refusal = CLOSE_BAD_REQUEST
+        elif not self.take_socket(user.pk):
+            refusal = CLOSE_TOO_MANY_SOCKETS
         else:
             self.follower = asyncio.create_task(self._follow(events))
             return
@@ -212,6 +229,9 @@ class UserJobsConsumer(EventLoopConsumer):
             return
         if after is None:
             await self.close(code=CLOSE_BAD_REQUEST)
+            return
+        if not self.take_socket(user.pk):
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
         self.user_id = user.pk
         self.follower = asyncio.create_task(self._follow(after))
