@@ -154,7 +154,7 @@ def plain_reason(error: dict[str, Any]) -> str:
     return error["msg"].removeprefix("Value error, ")
 
 
-def _plain_number(value: float) -> float:
+def _plain_number(value: float) -> int | float:
     """2.0 reads as 2."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
