@@ -34,9 +34,6 @@ class OpenSockets:
         if self._held[user_id] <= 0:
             del self._held[user_id]
 
-    def held(self, user_id: Any) -> int:
-        return self._held[user_id]
-
 
 @one_per_event_loop
 def open_sockets() -> OpenSockets:
