@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +59,8 @@ def port_open(host: str, port: int) -> bool:
 
 # Loading the default models takes seconds to a minute; a machine much slower than that is stuck.
 READY_TIMEOUT_SECONDS = 300
+# How long Ctrl-C lets the worker finish the jobs it is running before it stops them.
+JOBS_GRACE_SECONDS = 30
 # What /readyz may be waiting for, in the order they come up: the first one failing is news.
 WAITING_FOR = {
     "database": "the database",
@@ -174,15 +177,29 @@ def ensure_operator(env: dict[str, str]) -> str:
     return CREDENTIALS.read_text().strip()
 
 
-def stop_all(children: list[subprocess.Popen]) -> None:
+def stop_all(children: list[subprocess.Popen], hurry: Callable[[], bool] = lambda: False) -> None:
+    """SIGTERM each child, wait for them, then SIGKILL what is left with its process group.
+
+    Only the child itself is signalled, never its group: a Celery worker then makes its warm
+    shutdown, its pool finishing the jobs it runs. Signalling the group killed the pool under
+    them, and the worker logged a WorkerLostError for each. Past the grace, or once `hurry()`
+    (a second Ctrl-C), the jobs stop where they are; the reaper runs them again later.
+    """
     for child in children:
         if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
+            child.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    told = False
+    while any(child.poll() is None for child in children):
+        waited = time.monotonic() - started
+        if hurry() or waited > JOBS_GRACE_SECONDS:
+            break
+        if waited > 1 and not told:
+            say(f"letting running jobs finish (up to {JOBS_GRACE_SECONDS} s); Ctrl-C again stops them now")
+            told = True
+        time.sleep(0.1)
     for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
 
@@ -195,11 +212,11 @@ def main() -> int:
         return 1
     services: list[subprocess.Popen] = []  # what the platform stands on: stopped after it
     children: list[subprocess.Popen] = []
-    stopping = False
+    signals = 0
 
     def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
+        nonlocal signals
+        signals += 1
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -248,7 +265,7 @@ def main() -> int:
             named[name] = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
             children.append(named[name])
         deadline = time.monotonic() + 60
-        while not port_open(HOST, PORT) and not stopping:
+        while not port_open(HOST, PORT) and not signals:
             if time.monotonic() > deadline or named["daphne"].poll() is not None:
                 say("daphne did not start; see the messages above")
                 return 1
@@ -257,7 +274,7 @@ def main() -> int:
         # The banner waits for /readyz, so the first job sent after it finds its model loaded.
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         said = None
-        while not stopping:
+        while not signals:
             failing = failing_checks(base)
             if failing == []:
                 break
@@ -273,14 +290,14 @@ def main() -> int:
                 say(f"{exited[0]} exited with code {named[exited[0]].returncode}; stopping everything")
                 return 1
             time.sleep(0.5)
-        if not stopping:
+        if not signals:
             say("")
             say(f"Djinn is running at {base}/")
             say(f"  admin:   {base}/admin/  ({login})")
             say(f"  health:  {base}/readyz")
             say('  try:     .venv/bin/python manage.py runjob echo "hello djinn"')
             say("Press Ctrl-C to stop.")
-        while not stopping:
+        while not signals:
             for name, child in named.items():
                 if child.poll() is not None:
                     say(f"{name} exited with code {child.returncode}; stopping everything")
@@ -289,7 +306,8 @@ def main() -> int:
         return 0
     finally:
         say("stopping...")
-        stop_all(children)  # first: a worker's warm shutdown still writes to Redis
+        stopped_by = signals  # a Ctrl-C after this one, while the jobs finish, stops them now
+        stop_all(children, hurry=lambda: signals > stopped_by)  # first: a worker's warm shutdown still writes to Redis
         stop_all(services)
         say("stopped.")
 
