@@ -202,7 +202,17 @@ _UNSUPPORTED = {
     "prediction": "Predicted outputs are not supported.",
     "web_search_options": "Web search is not supported.",
     "reasoning_effort": "Djinn's models take no reasoning_effort.",
+    "dimensions": "Each model returns its embeddings whole: leave dimensions out.",
 }
+# The same, for a value deeper in the request: by its path with each index as `*`.
+_UNSUPPORTED_AT = {
+    "messages.*.content.*.type": "Only text parts are supported: Djinn's models do not read images, audio or files.",
+    "messages.*.role": _NO_TOOLS,  # "tool" and "function" (any other role is a plain mistake)
+}
+_TOOL_ROLES = {"tool", "function"}
+# OpenAI also takes the text to embed or complete as token ids, which mean nothing to another model's tokenizer.
+_TEXT_FIELDS = {"input", "prompt"}
+_TOKEN_IDS = "Send text: token ids are not supported."
 # The failures that mean "a value Djinn cannot honour" rather than a malformed one.
 _REFUSALS = {"extra_forbidden", "literal_error", "none_required", "too_long"}
 
@@ -216,7 +226,27 @@ def parse(schema: type[_Request], data: Any) -> Any:
     except ValidationError as exc:
         error, param = telling_error(exc)
         code = _CODES.get(error["type"], "invalid_type" if error["type"].endswith("_type") else "invalid_value")
-        field = param.split(".")[0] if param else None
-        unsupported = field in _UNSUPPORTED and error["type"] in _REFUSALS
-        message = _UNSUPPORTED[field] if unsupported else plain_reason(error)
+        message = _unsupported(error, param) or plain_reason(error)
         raise DjinnError(f"{param}: {message}" if param else message, code=code, param=param) from None
+
+
+def _unsupported(error: dict[str, Any], param: str | None) -> str | None:
+    """Why Djinn refuses a field or value of OpenAI's that it knows (None: the request is just malformed)."""
+    if not param:
+        return None
+    if param.split(".")[0] in _TEXT_FIELDS and _token_ids(error.get("input")):
+        return _TOKEN_IDS
+    if error["type"] not in _REFUSALS:
+        return None
+    if (reason := _UNSUPPORTED.get(param.split(".")[0])) is not None:
+        return reason
+    pattern = ".".join("*" if part.isdigit() else part for part in param.split("."))
+    if pattern == "messages.*.role" and error.get("input") not in _TOOL_ROLES:
+        return None
+    return _UNSUPPORTED_AT.get(pattern)
+
+
+def _token_ids(value: Any) -> bool:
+    """Whether `value` is a token id, or a list of them."""
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(item, int) and not isinstance(item, bool) for item in values)

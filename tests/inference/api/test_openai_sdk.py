@@ -208,11 +208,42 @@ HI = [{"role": "user", "content": "hi"}]
             "best_of",
             "Djinn returns one choice per request: best_of must be 1.",
         ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}
+                ]
+            },
+            "unsupported_value",
+            "messages.0.content.0.type",
+            "Only text parts are supported: Djinn's models do not read images, audio or files.",
+        ),
+        (
+            {"messages": [{"role": "tool", "content": "42", "tool_call_id": "call_1"}]},
+            "unsupported_value",
+            "messages.0.role",
+            "Djinn's models do not call tools or functions.",
+        ),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "unsupported_value", "messages.0.role", "Input should be"),
+        ({"prompt": [1, 2, 3]}, "invalid_value", "prompt", "Send text: token ids are not supported."),
+        ({"prompt": [7]}, "invalid_type", "prompt.0", "Send text: token ids are not supported."),
+        ({"input": [[1, 2], [3]]}, "invalid_type", "input.0", "Send text: token ids are not supported."),
+        ({"input": [1, 2, 3]}, "invalid_type", "input.0", "Send text: token ids are not supported."),
+        ({"input": ["a", None]}, "invalid_type", "input.1", "Input should be a valid string"),
+        (
+            {"input": "a", "dimensions": 8},
+            "unknown_field",
+            "dimensions",
+            "Each model returns its embeddings whole: leave dimensions out.",
+        ),
     ],
 )
 def test_what_djinn_cannot_honour_or_read_is_refused_saying_why(sdk, models, call, code, param, reason):
-    create = sdk.chat.completions.create if "messages" in call else sdk.completions.create
-    model = "echo" if "messages" in call else "echo-complete"
+    create, model = {
+        "messages": (sdk.chat.completions.create, "echo"),
+        "prompt": (sdk.completions.create, "echo-complete"),
+        "input": (sdk.embeddings.create, "echo-embed"),
+    }[next(field for field in ("messages", "prompt", "input") if field in call)]
     with pytest.raises(openai.BadRequestError) as error:
         create(model=model, **call)
     assert (error.value.code, error.value.param) == (code, param)
