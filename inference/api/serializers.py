@@ -12,15 +12,46 @@ from inference.models import Job, JobClient, JobStatus, Task
 from webhooks.models import WebhookEvent
 
 
+def json_kind(value: Any) -> str:
+    """What JSON calls the type of `value`, for a person: "an array", not Python's "list"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know (400 `unknown_field`), at every level."""
+    """Refuses what is not a JSON object, and fields it does not know (400 `unknown_field`), at every level."""
+
+    def run_validation(self, data=serializers.empty):
+        if data is None and self.parent is None:  # DRF says "No data provided"
+            self._refuse_kind(data)
+        return super().run_validation(data)
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                detail = serializers.ErrorDetail("Unknown field.", code="unknown_field")
-                raise serializers.ValidationError({unknown[0]: [detail]})
+        if not isinstance(data, dict):  # DRF says "Invalid data. Expected a dictionary, but got list."
+            self._refuse_kind(data)
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            detail = serializers.ErrorDetail("Unknown field.", code="unknown_field")
+            raise serializers.ValidationError({unknown[0]: [detail]})
+        return super().to_internal_value(data)
+
+    def _refuse_kind(self, data: Any):
+        what = "The body must be" if self.parent is None else "Give"
+        detail = serializers.ErrorDetail(f"{what} a JSON object, not {json_kind(data)}.", code="invalid")
+        raise serializers.ValidationError({"non_field_errors": [detail]})
+
+
+class JsonObjectField(serializers.DictField):
+    """A JSON object of anything."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):  # DRF says 'Expected a dictionary of items but got type "str".'
+            raise serializers.ValidationError(f"Give a JSON object, not {json_kind(data)}.", code="not_a_dict")
         return super().to_internal_value(data)
 
 
@@ -96,7 +127,7 @@ class WebhookInput(StrictSerializer):
 
 class JobCreateInput(StrictSerializer):
     model = StrictCharField(max_length=100, help_text="A model's slug (see GET /api/v1/models).")
-    input = serializers.DictField(help_text="The task's input; its JSON Schema is on GET /api/v1/models/{slug}.")
+    input = JsonObjectField(help_text="The task's input; its JSON Schema is on GET /api/v1/models/{slug}.")
     webhook = WebhookInput(required=False)
     stream = StrictBooleanField(
         required=False,

@@ -85,10 +85,32 @@ def test_wrong_types_and_unknown_fields_are_400s_naming_the_field(
     assert not Job.objects.exists()
 
 
-def test_a_json_array_body_is_a_400(live_server_url, owner_key):
+@pytest.mark.parametrize(("body", "kind"), [(b"[1, 2]", "an array"), (b'"hello"', "a string"), (b"null", "null")])
+def test_a_body_that_is_not_a_json_object_is_a_400_saying_what_it_is(live_server_url, owner_key, body, kind):
     with api(live_server_url, owner_key) as client:
-        response = client.post("/api/v1/jobs", json=[1, 2])
-    assert_error(response, 400, "invalid")
+        response = post_raw(client, "/api/v1/jobs", body)
+    error = assert_error(response, 400, "invalid")
+    assert error["message"] == f"The body must be a JSON object, not {kind}."
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({"model": "echo", "input": "hello"}, "not_a_dict", "input: Give a JSON object, not a string."),
+        ({"model": "echo", "input": [CHAT]}, "not_a_dict", "input: Give a JSON object, not an array."),
+        (
+            {"model": "echo", "input": CHAT, "webhook": "https://example.com"},
+            "invalid",
+            "webhook: Give a JSON object, not a string.",
+        ),
+    ],
+)
+def test_a_field_that_is_not_a_json_object_says_what_it_is(live_server_url, owner_key, echo_model, body, code, message):
+    with api(live_server_url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json=body)
+    error = assert_error(response, 400, code, message.split(":")[0])
+    assert error["message"] == message
+    assert not Job.objects.exists()
 
 
 def test_invalid_model_input_is_a_422_naming_the_field_by_its_path_in_the_body(live_server_url, owner_key, echo_model):
