@@ -61,6 +61,8 @@ def port_open(host: str, port: int) -> bool:
 READY_TIMEOUT_SECONDS = 300
 # How long Ctrl-C lets the worker finish the jobs it is running before it stops them.
 JOBS_GRACE_SECONDS = 30
+# An idle worker stops in about 2 s: one still there after this long is finishing jobs.
+JOBS_NOTICE_AFTER_SECONDS = 5
 # What /readyz may be waiting for, in the order they come up: the first one failing is news.
 WAITING_FOR = {
     "database": "the database",
@@ -194,8 +196,8 @@ def stop_all(children: list[subprocess.Popen], hurry: Callable[[], bool] = lambd
         waited = time.monotonic() - started
         if hurry() or waited > JOBS_GRACE_SECONDS:
             break
-        if waited > 1 and not told:
-            say(f"letting running jobs finish (up to {JOBS_GRACE_SECONDS} s); Ctrl-C again stops them now")
+        if waited > JOBS_NOTICE_AFTER_SECONDS and not told:
+            say(f"the worker is finishing its running jobs (up to {JOBS_GRACE_SECONDS} s); Ctrl-C again stops them now")
             told = True
         time.sleep(0.1)
     for child in children:

@@ -67,7 +67,7 @@ def _submit_and_wait_streaming(owner) -> Job:
 
 def test_ctrl_c_lets_the_running_job_finish_and_logs_no_lost_worker(make_run, owner):
     process, output = make_run
-    _slow_model(tokens=160)  # 4 s
+    _slow_model(tokens=400)  # 10 s
     job = _submit_and_wait_streaming(owner)
 
     process.send_signal(signal.SIGINT)
@@ -76,9 +76,9 @@ def test_ctrl_c_lets_the_running_job_finish_and_logs_no_lost_worker(make_run, ow
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempt == 1
-    assert job.completion_tokens == 160
+    assert job.completion_tokens == 400
     said = output.read_text(errors="replace")
-    assert "letting running jobs finish (up to 30 s); Ctrl-C again stops them now" in said
+    assert "the worker is finishing its running jobs (up to 30 s); Ctrl-C again stops them now" in said
     assert "WorkerLostError" not in said
     assert "Traceback" not in said
     assert said.rstrip().endswith("djinn | stopped.")
@@ -86,7 +86,7 @@ def test_ctrl_c_lets_the_running_job_finish_and_logs_no_lost_worker(make_run, ow
 
 def test_a_second_ctrl_c_stops_the_job_now_and_it_runs_again_later(make_run, celery_worker, start_worker, owner):
     process, output = make_run
-    _slow_model(tokens=400)  # 10 s
+    _slow_model(tokens=600)  # 15 s
     job = _submit_and_wait_streaming(owner)
 
     process.send_signal(signal.SIGINT)
