@@ -137,17 +137,35 @@ class JobCreateInput(StrictSerializer):
     )
 
 
+_STATUSES = ", ".join(JobStatus.values)
+_LIMIT = "Give a whole number from 1 to 100."
+_MOMENT = "Give a date and time in ISO 8601, such as 2026-01-31T09:30:00Z."
+
+
 class JobListFilters(serializers.Serializer):
     status = serializers.MultipleChoiceField(
-        choices=JobStatus.choices, required=False, help_text="Only jobs in these statuses (repeat or comma-separate)."
+        choices=JobStatus.choices,
+        required=False,
+        help_text="Only jobs in these statuses (repeat or comma-separate).",
+        error_messages={"invalid_choice": f'Give one or more of {_STATUSES}; not "{{input}}".'},
     )
     model = serializers.SlugField(required=False, help_text="Only jobs of this model.")
-    created_after = serializers.DateTimeField(required=False, help_text="Only jobs created at or after this time.")
-    created_before = serializers.DateTimeField(required=False, help_text="Only jobs created before this time.")
+    created_after = serializers.DateTimeField(
+        required=False, help_text="Only jobs created at or after this time.", error_messages={"invalid": _MOMENT}
+    )
+    created_before = serializers.DateTimeField(
+        required=False, help_text="Only jobs created before this time.", error_messages={"invalid": _MOMENT}
+    )
     q = serializers.CharField(
         required=False, max_length=200, trim_whitespace=False, help_text="Text to find in the job's input."
     )
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=20)
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        default=20,
+        error_messages={"invalid": _LIMIT, "min_value": _LIMIT, "max_value": _LIMIT, "max_string_length": _LIMIT},
+    )
     cursor = serializers.CharField(
         required=False, max_length=1000, trim_whitespace=False, help_text="`next_cursor` of the previous page."
     )

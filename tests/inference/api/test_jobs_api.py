@@ -171,7 +171,28 @@ def test_it_filters_jobs_by_status_model_time_and_text(live_server_url, owner_ke
     assert ids(created_before=pears.created_at.isoformat()) == {str(apples.id)}
 
 
-def test_an_unknown_status_filter_is_a_400(live_server_url, owner_key):
+@pytest.mark.parametrize(
+    ("params", "code", "message"),
+    [
+        (
+            {"status": "sleeping"},
+            "invalid_choice",
+            'status: Give one or more of queued, running, succeeded, failed, canceled, expired; not "sleeping".',
+        ),
+        ({"limit": "500"}, "max_value", "limit: Give a whole number from 1 to 100."),
+        ({"limit": "0"}, "min_value", "limit: Give a whole number from 1 to 100."),
+        ({"limit": "ten"}, "invalid", "limit: Give a whole number from 1 to 100."),
+        (
+            {"created_after": "yesterday"},
+            "invalid",
+            "created_after: Give a date and time in ISO 8601, such as 2026-01-31T09:30:00Z.",
+        ),
+    ],
+)
+def test_a_filter_that_is_not_understood_is_a_400_saying_what_to_give(
+    live_server_url, owner_key, params, code, message
+):
     with api(live_server_url, owner_key) as client:
-        response = client.get("/api/v1/jobs", params={"status": "sleeping"})
-    assert_error(response, 400, "invalid_choice", "status")
+        response = client.get("/api/v1/jobs", params=params)
+    error = assert_error(response, 400, code, message.split(":")[0])
+    assert error["message"] == message
