@@ -70,37 +70,42 @@ def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
         return None
     if _connection_pooled():
         db.connection.close()  # the backend may take seconds to its first token
+    with Lease(job.id, attempt) as lease:
+        result = _run(job, lease)
+        # Outside the backend's `try`: the database failing to store a result is no fault of the model.
+        return None if result is None else _finish(job, lease, **result)
+
+
+def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
+    """What the attempt ends with (keyword arguments of `_finish`), None when another attempt owns the job."""
     usage = Usage()
     partial: list[str] = []
-    with Lease(job.id, attempt) as lease:
-        try:
-            backend = backend_for(job.model)
-            usage = Usage(prompt_tokens=backend.count_tokens(backend.prompt_text(job.input)))
-            if job.task in (Task.CHAT, Task.COMPLETION):
-                text = _generate(job, backend, lease, partial, usage.prompt_tokens)
-                usage = Usage(usage.prompt_tokens, completion_tokens=len(partial))
-                status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
-                return _finish(job, lease, status, usage, output_text=text)
-            output = _compute(job, backend)
-            return _finish(job, lease, JobStatus.SUCCEEDED, usage, output_json=output)
-        except _Interrupted:
-            logger.info("job %s attempt %s was superseded; dropping its result", job.id, attempt)
-            return None
-        except BackendError as exc:
-            return _finish(
-                job, lease, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, exc.code, exc.message
-            )
-        except SoftTimeLimitExceeded:
-            message = "The job ran past its time limit."
-            return _finish(
-                job, lease, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "time_limit", message
-            )
-        except Exception as exc:
-            logger.exception("job %s failed in its backend", job.id)
-            message = f"The model backend failed: {exc.__class__.__name__}."
-            return _finish(
-                job, lease, JobStatus.FAILED, _spent(usage, partial), "".join(partial), None, "backend_error", message
-            )
+    try:
+        backend = backend_for(job.model)
+        usage = Usage(prompt_tokens=backend.count_tokens(backend.prompt_text(job.input)))
+        if job.task in (Task.CHAT, Task.COMPLETION):
+            text = _generate(job, backend, lease, partial, usage.prompt_tokens)
+            usage = Usage(usage.prompt_tokens, completion_tokens=len(partial))
+            status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
+            return {"status": status, "usage": usage, "output_text": text}
+        return {"status": JobStatus.SUCCEEDED, "usage": usage, "output_json": _compute(job, backend)}
+    except _Interrupted:
+        logger.info("job %s attempt %s was superseded; dropping its result", job.id, job.attempt)
+        return None
+    except BackendError as exc:
+        code, message = exc.code, exc.message
+    except SoftTimeLimitExceeded:
+        code, message = "time_limit", "The job ran past its time limit."
+    except Exception as exc:
+        logger.exception("job %s failed in its backend", job.id)
+        code, message = "backend_error", f"The model backend failed: {exc.__class__.__name__}."
+    return {
+        "status": JobStatus.FAILED,
+        "usage": _spent(usage, partial),
+        "output_text": "".join(partial),
+        "error_code": code,
+        "error_message": message,
+    }
 
 
 def _spent(usage: Usage, partial: list[str]) -> Usage:

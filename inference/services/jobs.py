@@ -13,14 +13,15 @@ import json
 import logging
 import math
 import secrets
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -343,10 +344,18 @@ def job_finish(
         completion_tokens=usage.completion_tokens,
         now=timezone.now(),
     )
-    if output_json is None:
-        finished = _store_result(job_id=job_id, attempt=attempt, **result)
-    else:  # embeddings and classifications: rarer, and their model's work dwarfs compiling this
-        finished = _running_attempt(job_id, attempt).update(**_result_values(**result), output_json=output_json)
+
+    def store() -> int:
+        if output_json is None:
+            return _store_result(job_id=job_id, attempt=attempt, **result)
+        # Embeddings and classifications: rarer, and their model's work dwarfs compiling this.
+        return _running_attempt(job_id, attempt).update(**_result_values(**result), output_json=output_json)
+
+    def stored_before() -> bool:
+        """Whether this very call stored it (`now` is its own), on a try that lost only its reply."""
+        return Job.objects.filter(id=job_id, attempt=attempt, status=status, finished_at=result["now"]).exists()
+
+    finished = _through_a_dropped_connection(job_id, store, stored_before)
     if finished:
         if owner_id is None or has_webhook is None:
             owner_id, hook = Job.objects.filter(id=job_id).values_list("owner_id", "webhook__job_id").first()
@@ -355,6 +364,32 @@ def job_finish(
             job_id, owner_id, attempt, status, usage, output_json, error_code, error_message, has_webhook=has_webhook
         )
     return bool(finished)
+
+
+def _through_a_dropped_connection(job_id: Any, store: Callable[[], int], stored_before: Callable[[], bool]) -> bool:
+    """`store()`, tried again on a new connection while the database is away (a restart, a failover).
+
+    A job's result is minutes of a model's work: dropping it because PostgreSQL restarted as it
+    ended made the reaper run the whole job again once its lease expired. A retry first asks
+    `stored_before()`: the dropped try may have committed and lost only its reply.
+    """
+    # Past the attempt's lease (its last heartbeat may be a beat old), the reaper may hand the job on.
+    deadline = time.monotonic() + settings.JOB_LEASE_SECONDS - settings.JOB_HEARTBEAT_SECONDS
+    pause = 0.1
+    retrying = False
+    while True:
+        try:
+            return bool((retrying and stored_before()) or store())
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block or time.monotonic() + pause > deadline:
+                raise
+            logger.warning(
+                "job %s: the database dropped its connection as the result was stored (%s); retrying", job_id, exc
+            )
+            connection.close()  # the next query connects anew
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            retrying = True
 
 
 # ------------------------------------------------------------------------------

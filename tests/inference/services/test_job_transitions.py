@@ -393,3 +393,27 @@ def test_a_requeued_job_with_a_cancel_request_is_canceled_instead_of_started(job
     job.refresh_from_db()
     assert (job.status, job.attempt, job.output_text) == (JobStatus.CANCELED, 2, "one ")
     assert [event.data["status"] for event in _log(job) if event.type == "done"] == [JobStatus.CANCELED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_whose_store_committed_but_lost_its_reply_is_counted_as_stored_once(job, monkeypatch):
+    """The connection drops after PostgreSQL committed the result: the retry finds it stored, not lost."""
+    from django.db import connection
+
+    from inference.services import jobs
+
+    store = jobs._store_result
+
+    def store_then_lose_the_connection(**arguments):
+        stored = store(**arguments)
+        with connection.cursor() as cursor:  # what a restart does to the connection, right after the commit
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return stored
+
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    monkeypatch.setattr(jobs, "_store_result", store_then_lose_the_connection)
+
+    assert job_finish(job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(3, 3), output_text="done")
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.output_text) == (JobStatus.SUCCEEDED, 1, "done")
+    assert [e.data["status"] for e in _log(job) if e.type == "done"] == ["succeeded"]

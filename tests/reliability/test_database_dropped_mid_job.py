@@ -1,0 +1,52 @@
+"""The database drops a worker's connection while its job runs: the job still ends once, on its first attempt."""
+
+import pytest
+from django.db import connection
+
+from inference import streams
+from inference.models import AIModel, JobStatus
+from inference.services.jobs import job_submit
+from tests.support.processes import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
+
+APPLICATION = "djinn-test-dropped-worker"  # how PostgreSQL names this worker's connections (PGAPPNAME)
+
+
+def _drop_the_workers_connections() -> int:
+    """What a PostgreSQL restart does to them: "terminating connection due to administrator command"."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            [APPLICATION],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_result_is_stored_through_a_connection_dropped_while_the_job_ran(celery_worker, start_worker, owner):
+    AIModel.objects.create(
+        slug="slow-echo",
+        display_name="Slow echo",
+        task="chat",
+        backend="echo",
+        queue="dropped",
+        config={"tokens": 60, "tokens_per_second": 30},
+    )
+    worker = start_worker("dropped", env={"PGAPPNAME": APPLICATION})
+    job = job_submit(user=owner, model="slow-echo", input={"messages": [{"role": "user", "content": "a b c"}]})
+    wait_for(lambda: sum(e.type == "delta" for e in streams.read_events(job.id)) >= 3, what="the job to stream")
+
+    assert _drop_the_workers_connections() >= 1  # the job's own, held while it generates
+
+    def finished():
+        job.refresh_from_db()
+        return job.is_finished
+
+    wait_for(finished, timeout=30, what="the job to finish")
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempt == 1  # stored by the attempt that generated it, not run again by the reaper
+    assert job.completion_tokens == 60
+    assert [e.data["status"] for e in streams.read_events(job.id) if e.type == "done"] == ["succeeded"]
+    log = worker.log()
+    assert "the database dropped its connection as the result was stored" in log
+    assert "failed in its backend" not in log
