@@ -8,12 +8,16 @@ request's path to its response. redis-py's clients are safe to share between
 threads (each command takes a connection from the pool and gives it back), so this
 channel makes one per connection pool and keeps it.
 
+It also keeps a worker alive when Redis goes away under it while it runs a task (see
+`Channel._connparams`).
+
 `install()` points kombu's redis:// and rediss:// URLs (and redis+socket://, the
 unix socket `make run` uses) at this transport; it must run before Celery connects.
 """
 
 from __future__ import annotations
 
+import redis
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
@@ -29,6 +33,20 @@ class Channel(kombu_redis.Channel):
         if client is None or client.connection_pool is not pool:
             client = self._shared_client = super()._create_client()
         return client
+
+    def _connparams(self, asynchronous=False):
+        """Kombu's, or a connection error once the channel's connection is closed.
+
+        When the broker goes away, Celery 5.7's consumer collects its connection (the transport
+        forgets its client) and then closes it. Closing the channel gives back the messages of the
+        tasks still running, for which kombu makes a new pool from the client it no longer has:
+        an AttributeError, which nothing expects, and the worker exited ("Unrecoverable error").
+        A connection error is what closing a channel on a dead broker may raise and is ignored;
+        the unacknowledged messages stay in Redis, restored once their visibility timeout passes.
+        """
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the connection to the broker is closed")
+        return super()._connparams(asynchronous=asynchronous)
 
 
 class Transport(kombu_redis.Transport):

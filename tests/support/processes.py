@@ -37,13 +37,17 @@ class WorkerProcess:
         beat: bool = False,
         concurrency: int = 1,
         pool: str = "prefork",
+        as_deployed: bool = False,
     ):
+        """`as_deployed`: with gossip and mingle, as `make run` and a default worker run; tests leave them out
+        (they only slow a start down), but a broker outage goes through them."""
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.env = env
         self.queues = queues
         self.beat = beat
         self.concurrency = concurrency
         self.pool = pool
+        self.as_deployed = as_deployed
         self.process: subprocess.Popen | None = None
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log_path = ARTIFACTS / f"worker-{self.name.split('@')[0]}.log"
@@ -66,9 +70,9 @@ class WorkerProcess:
             self.pool,
             "-l",
             "info",
-            "--without-gossip",
-            "--without-mingle",
         ]
+        if not self.as_deployed:
+            args += ["--without-gossip", "--without-mingle"]
         if self.beat:
             args += ["-B", "-s", str(ARTIFACTS / f"beat-{self.name.split('@')[0]}")]
         log = open(self.log_path, "w")  # noqa: SIM115  (closed with the process)
