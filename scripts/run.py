@@ -158,11 +158,23 @@ def manage(*args: str, env: dict[str, str], capture: bool = False) -> str:
 
 def ensure_operator(env: dict[str, str]) -> str:
     """Create the `admin` operator with a random password once; say how to log in."""
-    code = "from accounts.models import User\nprint('yes' if User.objects.filter(is_superuser=True).exists() else 'no')"
+    saved = CREDENTIALS.read_text().strip() if CREDENTIALS.exists() else ""
+    # Saved for another database (DATABASE_URL changed since), the password would not let anyone in.
+    code = (
+        "import os\n"
+        "from accounts.models import User\n"
+        "admin = User.objects.filter(username='admin', is_superuser=True).first()\n"
+        "saved = os.environ['DJINN_SAVED_PASSWORD']\n"
+        "print('saved' if admin and saved and admin.check_password(saved) else "
+        "'other' if User.objects.filter(is_superuser=True).exists() else 'none')"
+    )
+    password_saved = saved.rpartition("password ")[2]
     # The shell prints a banner of its own first; the answer is the last line.
-    if manage("shell", "-c", code, env=env, capture=True).strip().splitlines()[-1] == "yes":
-        if CREDENTIALS.exists():
-            return CREDENTIALS.read_text().strip()
+    answer = manage("shell", "-c", code, env={**env, "DJINN_SAVED_PASSWORD": password_saved}, capture=True)
+    operator = answer.strip().splitlines()[-1]
+    if operator == "saved":
+        return saved
+    if operator == "other":
         return "log in with your superuser (reset a password with: .venv/bin/python manage.py changepassword NAME)"
     password = secrets.token_urlsafe(12)
     manage(
