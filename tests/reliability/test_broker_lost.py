@@ -6,9 +6,10 @@ import subprocess
 import pytest
 
 from config.celery import app
-from inference.models import AIModel, JobStatus
+from inference.models import JobStatus
 from inference.queueing import RUN_JOB_TASK
 from inference.services.jobs import job_submit
+from tests.reliability.paced_jobs import slow_echo_model
 from tests.support.processes import free_port, port_open, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
@@ -53,14 +54,7 @@ def test_a_worker_outlives_losing_its_broker_mid_job_and_runs_the_next_job(start
     broker_url = f"redis://127.0.0.1:{port}/0"
     redis_server = _start_redis(port, tmp_path)
     try:
-        AIModel.objects.create(
-            slug="slow-echo",
-            display_name="Slow echo",
-            task="chat",
-            backend="echo",
-            queue=QUEUE,
-            config={"tokens": 400, "tokens_per_second": 40},
-        )
+        slow_echo_model(queue=QUEUE, tokens=400, tokens_per_second=40)
         # As `make run` starts it: with gossip, and a pool of two (with one, Celery 5.7 closed the lost
         # connection in an order that never reached the failure this test is about).
         worker = start_worker(QUEUE, env={"REDIS_URL": broker_url}, as_deployed=True, concurrency=2)

@@ -4,9 +4,9 @@ import pytest
 from django.db import connection
 
 from inference import streams
-from inference.models import AIModel, JobStatus
+from inference.models import JobStatus
 from inference.services.jobs import job_submit
-from tests.support.processes import wait_for
+from tests.reliability.paced_jobs import slow_echo_model, wait_finished, wait_streaming
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
@@ -24,25 +24,14 @@ def _drop_the_workers_connections() -> int:
 
 
 def test_a_result_is_stored_through_a_connection_dropped_while_the_job_ran(celery_worker, start_worker, owner):
-    AIModel.objects.create(
-        slug="slow-echo",
-        display_name="Slow echo",
-        task="chat",
-        backend="echo",
-        queue="dropped",
-        config={"tokens": 60, "tokens_per_second": 30},
-    )
+    slow_echo_model(queue="dropped", tokens=60, tokens_per_second=30)
     worker = start_worker("dropped", env={"PGAPPNAME": APPLICATION})
     job = job_submit(user=owner, model="slow-echo", input={"messages": [{"role": "user", "content": "a b c"}]})
-    wait_for(lambda: sum(e.type == "delta" for e in streams.read_events(job.id)) >= 3, what="the job to stream")
+    wait_streaming(job)
 
     assert _drop_the_workers_connections() >= 1  # the job's own, held while it generates
 
-    def finished():
-        job.refresh_from_db()
-        return job.is_finished
-
-    wait_for(finished, timeout=30, what="the job to finish")
+    wait_finished(job, timeout=30)
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempt == 1  # stored by the attempt that generated it, not run again by the reaper
     assert job.completion_tokens == 60

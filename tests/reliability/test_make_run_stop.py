@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from inference import streams
-from inference.models import AIModel, Job, JobStatus
+from inference.models import Job, JobStatus
 from inference.services.jobs import job_submit
+from tests.reliability.paced_jobs import slow_echo_model, wait_finished, wait_streaming
 from tests.support.processes import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
@@ -20,17 +20,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytes
 QUEUE = "make-run"
 
 
-def _slow_model(tokens: int) -> AIModel:
+def _slow_model(tokens: int) -> None:
     # On a queue only the worker of `make run` serves, so no other worker of the session takes its jobs.
-    return AIModel.objects.create(
-        slug="slow-echo",
-        display_name="Slow echo",
-        task="chat",
-        backend="echo",
-        queue=QUEUE,
-        config={"tokens": tokens, "tokens_per_second": 40},
-        max_output_tokens=5000,
-    )
+    slow_echo_model(queue=QUEUE, tokens=tokens, tokens_per_second=40, max_output_tokens=5000)
 
 
 @pytest.fixture
@@ -57,11 +49,7 @@ def make_run(worker_env, django_user_model, tmp_path):
 
 def _submit_and_wait_streaming(owner) -> Job:
     job = job_submit(user=owner, model="slow-echo", input={"messages": [{"role": "user", "content": "one two three"}]})
-    wait_for(
-        lambda: sum(e.type == "delta" for e in streams.read_events(job.id)) >= 3,
-        timeout=90,
-        what="the job to stream on the worker of make run",
-    )
+    wait_streaming(job, timeout=90, what="the job to stream on the worker of make run")
     return job
 
 
@@ -101,11 +89,7 @@ def test_a_second_ctrl_c_stops_the_job_now_and_it_runs_again_later(make_run, cel
     # The reaper (the session worker's beat) gives it to the next worker of its queue.
     rescuer = start_worker(QUEUE)
 
-    def finished():
-        job.refresh_from_db()
-        return job.is_finished
-
-    wait_for(finished, timeout=180, what="the job to run again and finish")
+    wait_finished(job, timeout=180)
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempt == 2
     assert job.worker == rescuer.name

@@ -7,9 +7,10 @@ import subprocess
 import pytest
 
 from inference import streams
-from inference.models import AIModel, Job, JobStatus
+from inference.models import Job, JobStatus
 from inference.services.events import visible_text
 from inference.services.jobs import job_submit
+from tests.reliability.paced_jobs import slow_echo_model, wait_finished, wait_streaming
 from tests.support.processes import wait_for
 from tests.support.watchers import Watch, open_job_socket, watch_socket
 
@@ -20,16 +21,7 @@ WORDS = "one two three four five six seven eight"
 
 @pytest.fixture
 def slow_model(db):
-    # Its own queue, so only the workers this test starts (and kills) run it.
-    return AIModel.objects.create(
-        slug="slow-echo",
-        display_name="Slow echo",
-        task="chat",
-        backend="echo",
-        queue="crashy",
-        config={"tokens": 120, "tokens_per_second": 60},
-        max_output_tokens=500,
-    )
+    return slow_echo_model(queue="crashy", tokens=120, tokens_per_second=60, max_output_tokens=500)
 
 
 def _submit(owner) -> Job:
@@ -41,27 +33,14 @@ def _expected_text() -> str:
     return " ".join(words[i % len(words)] for i in range(120))
 
 
-def _wait_streaming(job: Job) -> None:
-    wait_for(lambda: sum(e.type == "delta" for e in streams.read_events(job.id)) >= 3, what="the job to stream")
-
-
-def _finished(job: Job, timeout: float = 60) -> Job:
-    def done():
-        job.refresh_from_db()
-        return job.is_finished
-
-    wait_for(done, timeout=timeout, what=f"job {job.id} to finish")
-    return job
-
-
 def test_a_job_whose_worker_is_killed_succeeds_on_a_new_attempt(celery_worker, start_worker, owner, slow_model):
     doomed = start_worker("crashy")
     job = _submit(owner)
-    _wait_streaming(job)
+    wait_streaming(job)
 
     doomed.kill()
     rescuer = start_worker("crashy")
-    job = _finished(job)
+    job = wait_finished(job)
 
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempt == 2
@@ -87,7 +66,7 @@ def test_a_retry_that_answers_differently_tells_watchers_to_start_over(celery_wo
     slow_model.config = {"tokens": 5, "tokens_per_second": 60}  # the operator shortened the answer meanwhile
     slow_model.save()
     start_worker("crashy")
-    job = _finished(job)
+    job = wait_finished(job)
 
     events = streams.read_events(job.id)
     assert job.status == JobStatus.SUCCEEDED
@@ -99,13 +78,13 @@ def test_a_retry_that_answers_differently_tells_watchers_to_start_over(celery_wo
 def test_killing_only_the_pool_process_also_recovers(celery_worker, start_worker, owner, slow_model):
     worker = start_worker("crashy")
     job = _submit(owner)
-    _wait_streaming(job)
+    wait_streaming(job)
     children = subprocess.run(["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True).stdout.split()
     assert children, "the prefork worker should have a pool process"
 
     for pid in children:
         os.kill(int(pid), signal.SIGKILL)
-    job = _finished(job)
+    job = wait_finished(job)
 
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempt >= 2
@@ -116,10 +95,10 @@ def test_a_job_killed_on_its_last_attempt_fails_with_a_clear_code(celery_worker,
     doomed = start_worker("crashy")
     job = _submit(owner)
     Job.objects.filter(id=job.id).update(max_attempts=1)
-    _wait_streaming(job)
+    wait_streaming(job)
 
     doomed.kill()
-    job = _finished(job)
+    job = wait_finished(job)
 
     assert (job.status, job.error_code) == (JobStatus.FAILED, "worker_lost")
     assert "stopped responding" in job.error_message
