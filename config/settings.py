@@ -255,6 +255,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": JOB_REAPER_INTERVAL_SECONDS},
     },
     # /metrics then reads only the jobs of the last few minutes, however long the history (ops/job_totals.py).
+    "resend-overdue-webhooks": {
+        "task": "webhooks.tasks.resend_overdue_deliveries",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "seal-metrics-job-totals": {
         "task": "ops.tasks.seal_job_totals",
         "schedule": JOB_TOTALS_SEAL_INTERVAL_SECONDS,
@@ -352,6 +357,13 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", 6, min_value=1, max_value
 # Attempt n waits WEBHOOK_RETRY_BASE_SECONDS * 4**(n-2) after attempt n-1 (5 s, 20 s, 80 s, ...).
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", 5.0, min_value=0.01)
 WEBHOOK_QUEUE = env.str("WEBHOOK_QUEUE", "default")
+# A pending delivery this far past its attempt's time has lost its task message; the sweep sends it again.
+WEBHOOK_RESEND_AFTER_SECONDS = env.float("WEBHOOK_RESEND_AFTER_SECONDS", 300.0, min_value=1.0)
+if WEBHOOK_RESEND_AFTER_SECONDS <= WEBHOOK_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_RESEND_AFTER_SECONDS ({WEBHOOK_RESEND_AFTER_SECONDS:g}) must be more than "
+        f"WEBHOOK_TIMEOUT_SECONDS ({WEBHOOK_TIMEOUT_SECONDS:g}), or an attempt still in flight is sent again."
+    )
 
 # ------------------------------------------------------------------------------
 # Models: nothing is ever fetched from a hub

@@ -80,7 +80,15 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "webhook deliveries"
-        indexes = [models.Index(fields=["owner", "-created_at"], name="delivery_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="delivery_owner_recent"),
+            # The resend sweep's search for overdue deliveries: only the few pending ones.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="delivery_pending_due",
+            ),
+        ]
         constraints = [
             # A job's lifecycle hook may run twice (a retried start): each event is delivered once.
             models.UniqueConstraint(fields=["job", "event"], name="delivery_once_per_job_event"),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
-from config.celery import app
 from webhooks.models import DeliveryStatus, WebhookDelivery
-from webhooks.services import DELIVER_TASK
+from webhooks.services import delivery_enqueue
 
 
 def webhook_redeliver(*, delivery: WebhookDelivery) -> bool:
@@ -20,11 +20,10 @@ def webhook_redeliver(*, delivery: WebhookDelivery) -> bool:
         reopened = (
             WebhookDelivery.objects.filter(id=delivery.id)
             .exclude(status=DeliveryStatus.PENDING)
-            .update(status=DeliveryStatus.PENDING, next_attempt_at=None, delivered_at=None)
+            .update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), delivered_at=None)
         )
         if reopened:
-            transaction.on_commit(
-                lambda: app.send_task(DELIVER_TASK, args=[str(delivery.id)], queue=settings.WEBHOOK_QUEUE)
-            )
+            attempt = WebhookDelivery.objects.filter(id=delivery.id).values_list(F("attempts") + 1, flat=True).get()
+            transaction.on_commit(lambda: delivery_enqueue(delivery_id=delivery.id, attempt=attempt), robust=True)
     delivery.refresh_from_db()
     return bool(reopened)

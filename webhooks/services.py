@@ -3,7 +3,10 @@
 `webhooks_on_job_event` is the one hook the job lifecycle calls (at start and
 at every end); it never raises into it. Deliveries go out from a Celery task,
 signed per Standard Webhooks, retried with exponential backoff, and every
-attempt is logged.
+attempt is logged. Each task message names the attempt it is for, so a
+duplicated or late message never sends twice; a delivery whose message was
+lost (the broker unreachable when it was sent, a worker gone with it) is sent
+again once it is WEBHOOK_RESEND_AFTER_SECONDS overdue.
 """
 
 from __future__ import annotations
@@ -152,16 +155,49 @@ def _payload(job: Job, kind: str) -> dict[str, Any]:
 def _delivery_create(hook: JobWebhook, job: Job, kind: str) -> None:
     with transaction.atomic():
         delivery, created = WebhookDelivery.objects.get_or_create(
-            job=job, event=kind, defaults={"owner_id": job.owner_id, "url": hook.url, "payload": _payload(job, kind)}
+            job=job,
+            event=kind,
+            defaults={
+                "owner_id": job.owner_id,
+                "url": hook.url,
+                "payload": _payload(job, kind),
+                "next_attempt_at": timezone.now(),
+            },
         )
         if created:
-            transaction.on_commit(lambda: _enqueue(delivery.id))
+            # robust: should the broker be unreachable, the resend sweep sends it later.
+            transaction.on_commit(lambda: delivery_enqueue(delivery_id=delivery.id, attempt=1), robust=True)
 
 
-def _enqueue(delivery_id: Any, countdown: float = 0) -> None:
+def delivery_enqueue(*, delivery_id: Any, attempt: int, countdown: float = 0) -> None:
+    """Send the task message for attempt number `attempt` of a delivery."""
     from config.celery import app
 
-    app.send_task(DELIVER_TASK, args=[str(delivery_id)], queue=settings.WEBHOOK_QUEUE, countdown=countdown or None)
+    app.send_task(
+        DELIVER_TASK, args=[str(delivery_id), attempt], queue=settings.WEBHOOK_QUEUE, countdown=countdown or None
+    )
+
+
+def deliveries_resend_overdue(*, limit: int = 500) -> int:
+    """Send again the messages of pending deliveries long past their attempt's time; returns how many.
+
+    A message can be lost: the broker was unreachable when it was sent, or the worker holding a
+    retry's countdown died with it. The resent message names the same attempt, so if the first
+    turns up after all, only one of them sends.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.WEBHOOK_RESEND_AFTER_SECONDS)
+    overdue = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lt=cutoff)
+    resent = 0
+    for delivery_id, attempts, due in overdue.values_list("id", "attempts", "next_attempt_at")[:limit]:
+        # Claim the resend, so a second sweep running beside this one does not send it too.
+        if WebhookDelivery.objects.filter(id=delivery_id, attempts=attempts, next_attempt_at=due).update(
+            next_attempt_at=now
+        ):
+            logger.warning("webhook delivery %s: attempt %d was overdue, sending it again", delivery_id, attempts + 1)
+            delivery_enqueue(delivery_id=delivery_id, attempt=attempts + 1)
+            resent += 1
+    return resent
 
 
 # ------------------------------------------------------------------------------
@@ -174,14 +210,23 @@ def retry_delay(attempt: int) -> float:
     return settings.WEBHOOK_RETRY_BASE_SECONDS * 4 ** (attempt - 1)
 
 
-def webhook_deliver(*, delivery_id: Any) -> str | None:
-    """Make the next attempt of a pending delivery; schedules the one after when it fails."""
+def webhook_deliver(*, delivery_id: Any, attempt: int | None = None) -> str | None:
+    """Make attempt number `attempt` of a pending delivery; schedules the one after when it fails.
+
+    None when there is nothing to do: the delivery is settled, or that attempt was already made
+    (a duplicated or resent message). A message without a number (sent before they carried one)
+    makes the next attempt.
+    """
     delivery = WebhookDelivery.objects.filter(id=delivery_id, status=DeliveryStatus.PENDING).first()
     if delivery is None:
         return None
     number = delivery.attempts + 1
-    # Claim this attempt: a duplicated task message must not send it twice.
-    if not WebhookDelivery.objects.filter(id=delivery.id, attempts=delivery.attempts).update(attempts=number):
+    if attempt is not None and attempt != number:
+        return None
+    # Claim this attempt: a duplicated task message must not send it twice. Should this worker die
+    # before the attempt is logged, the sweep finds it overdue from now and sends the next one.
+    claimed = WebhookDelivery.objects.filter(id=delivery.id, attempts=delivery.attempts)
+    if not claimed.update(attempts=number, next_attempt_at=timezone.now()):
         return None
     started = timezone.now()
     clock = time.monotonic()
@@ -205,7 +250,7 @@ def webhook_deliver(*, delivery_id: Any) -> str | None:
         fields.update(next_attempt_at=timezone.now() + timedelta(seconds=delay))
     WebhookDelivery.objects.filter(id=delivery.id).update(**fields)
     if fields["next_attempt_at"] is not None:
-        _enqueue(delivery.id, countdown=delay)
+        delivery_enqueue(delivery_id=delivery.id, attempt=number + 1, countdown=delay)
     return fields.get("status", DeliveryStatus.PENDING)
 
 

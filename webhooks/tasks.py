@@ -2,9 +2,14 @@
 
 from celery import shared_task
 
-from webhooks.services import webhook_deliver
+from webhooks.services import deliveries_resend_overdue, webhook_deliver
 
 
 @shared_task(name="webhooks.tasks.deliver_webhook")
-def deliver_webhook(delivery_id: str) -> str | None:
-    return webhook_deliver(delivery_id=delivery_id)
+def deliver_webhook(delivery_id: str, attempt: int | None = None) -> str | None:
+    return webhook_deliver(delivery_id=delivery_id, attempt=attempt)
+
+
+@shared_task(name="webhooks.tasks.resend_overdue_deliveries")
+def resend_overdue_deliveries() -> int:
+    return deliveries_resend_overdue()

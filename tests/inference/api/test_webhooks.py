@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -14,7 +16,14 @@ from tests.inference.api.helpers import CHAT, api, assert_error
 from tests.inference.api.receiver import Receiver, SlowReceiver
 from tests.support.processes import DaphneProcess, WorkerProcess, wait_for
 from webhooks.models import DeliveryStatus, JobWebhook, WebhookAttempt, WebhookDelivery
-from webhooks.services import EXCERPT_CHARS, signing_secret_get, webhook_deliver, webhooks_on_job_event
+from webhooks.redelivery import webhook_redeliver
+from webhooks.services import (
+    EXCERPT_CHARS,
+    deliveries_resend_overdue,
+    signing_secret_get,
+    webhook_deliver,
+    webhooks_on_job_event,
+)
 from webhooks.signing import signing_secret_generate
 
 INWARD_URLS = [
@@ -174,6 +183,63 @@ def test_a_job_calls_its_webhook_signed_retried_and_logged(hooks_platform, owner
     assert [attempt["status_code"] for attempt in detail["attempt_log"]] == [503, 200]
     gap = _seconds_between(detail["attempt_log"][0]["started_at"], detail["attempt_log"][1]["started_at"])
     assert gap >= 0.5, "the retry should wait for its backoff"
+
+
+def _lost_delivery(owner, url: str, *, due_seconds_ago: float) -> WebhookDelivery:
+    """What a lost task message leaves behind: a pending delivery that no message will ever send."""
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    return WebhookDelivery.objects.create(
+        owner=owner,
+        job=job,
+        event="completed",
+        url=url,
+        payload={"type": "job.completed", "data": {"id": str(job.id)}},
+        next_attempt_at=timezone.now() - timedelta(seconds=due_seconds_ago),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_a_delivery_whose_message_was_lost_is_sent_again_by_the_sweep(
+    hooks_platform, owner, echo_model, receiver, settings
+):
+    settings.WEBHOOK_QUEUE = "hooks-e2e"
+    grace = settings.WEBHOOK_RESEND_AFTER_SECONDS
+    lost = _lost_delivery(owner, f"{receiver.url}/hook", due_seconds_ago=grace + 5)
+    not_yet = _lost_delivery(owner, f"{receiver.url}/other", due_seconds_ago=grace - 5)
+
+    assert deliveries_resend_overdue() == 1
+    assert deliveries_resend_overdue() == 0, "a resent delivery is not overdue again until another grace period"
+
+    wait_for(lambda: WebhookDelivery.objects.get(id=lost.id).status == DeliveryStatus.SUCCEEDED, timeout=20)
+    assert [request.path for request in receiver.received] == ["/hook"]
+    assert receiver.received[0].headers["webhook-id"] == lost.message_id
+    assert WebhookDelivery.objects.get(id=not_yet.id).attempts == 0
+
+
+@pytest.mark.django_db
+def test_a_duplicated_or_late_message_never_makes_an_attempt_twice(owner, echo_model, receiver, settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.0/8"]
+    receiver.statuses = [503]
+    delivery = _lost_delivery(owner, f"{receiver.url}/hook", due_seconds_ago=0)
+
+    assert webhook_deliver(delivery_id=delivery.id, attempt=1) == DeliveryStatus.PENDING  # 503: retried later
+    assert webhook_deliver(delivery_id=delivery.id, attempt=1) is None  # the same message, delivered twice
+    assert len(receiver.received) == 1
+    assert webhook_deliver(delivery_id=delivery.id, attempt=2) == DeliveryStatus.SUCCEEDED
+    assert webhook_deliver(delivery_id=delivery.id, attempt=2) is None
+    assert webhook_deliver(delivery_id=delivery.id, attempt=3) is None  # settled
+    assert len(receiver.received) == 2
+
+    assert webhook_redeliver(delivery=delivery)
+    assert webhook_deliver(delivery_id=delivery.id, attempt=2) is None, "a message from before the redelivery"
+    assert webhook_deliver(delivery_id=delivery.id, attempt=3) == DeliveryStatus.SUCCEEDED
+    assert len(receiver.received) == 3
+    assert list(WebhookAttempt.objects.filter(delivery=delivery).values_list("number", "status_code")) == [
+        (1, 503),
+        (2, 200),
+        (3, 200),
+    ]
 
 
 def _seconds_between(first: str, second: str) -> float:
