@@ -30,6 +30,16 @@ class SignUpForm(UserCreationForm):
         model = get_user_model()
         fields = ("username", "email")
 
+    def clean_email(self) -> str:
+        # One account per mailbox: a reset link must not hand out a second account to whoever holds it.
+        email = get_user_model().objects.normalize_email(self.cleaned_data["email"])
+        if get_user_model().objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(
+                "An account already uses this email address. Log in, or reset your password if you forgot it.",
+                code="email_taken",
+            )
+        return email
+
 
 class ThrottledLoginForm(AuthenticationForm):
     """Django's log-in form, refusing a username and address pair after repeated failures."""

@@ -28,6 +28,20 @@ def test_sign_up_shows_what_is_wrong(client):
     assert "The two password fields" in response.text
 
 
+def test_an_email_address_signs_up_one_account(client, owner):
+    owner.email = "owner@example.com"
+    owner.save()
+
+    response = client.post(
+        reverse("signup"),
+        {"username": "ada", "email": "Owner@EXAMPLE.com", "password1": "a-long-pass-9", "password2": "a-long-pass-9"},
+    )
+
+    assert response.status_code == 200
+    assert "An account already uses this email address." in response.text
+    assert not get_user_model().objects.filter(username="ada").exists()
+
+
 def test_bad_credentials_say_so_in_plain_words(client, owner):
     response = client.post(reverse("login"), {"username": "owner", "password": "wrong"})
     assert response.status_code == 200
