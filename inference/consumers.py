@@ -36,6 +36,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_MANY_SOCKETS = 4429  # settings.WEBSOCKETS_PER_USER (daphne sends no close reason to say so)
 CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
+CLOSE_UNAVAILABLE = 4503  # Redis, where the events are, cannot be reached: reconnect with after=N
 FEED_READ_AGAIN_SECONDS = 15
 # What a send to a client that has just left raises: daphne passes on autobahn's Disconnected;
 # the ASGI spec (2.4) asks servers for an OSError.
@@ -172,6 +173,10 @@ class JobStreamConsumer(EventLoopConsumer):
             await self.close(code=1000)
         except asyncio.CancelledError:
             raise
+        except streams.REDIS_UNREACHABLE as exc:
+            # An outage, not a bug: one line per socket, no traceback (log_tail.py reports the outage itself).
+            logger.warning("stream of job %s closed, Redis is unreachable: %s", self.job.id, streams.describe(exc))
+            await self.close(code=CLOSE_UNAVAILABLE)
         except Exception:
             logger.exception("stream of job %s failed", self.job.id)
             await self.close(code=CLOSE_INTERNAL_ERROR)
@@ -250,6 +255,9 @@ class UserJobsConsumer(EventLoopConsumer):
                     await grown.take(after=0, timeout=FEED_READ_AGAIN_SECONDS)
         except asyncio.CancelledError:
             raise
+        except streams.REDIS_UNREACHABLE as exc:
+            logger.warning("job feed of user %s closed, Redis is unreachable: %s", self.user_id, streams.describe(exc))
+            await self.close(code=CLOSE_UNAVAILABLE)
         except Exception:
             logger.exception("job feed of user %s failed", self.user_id)
             await self.close(code=CLOSE_INTERNAL_ERROR)

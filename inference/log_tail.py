@@ -218,10 +218,11 @@ class LogTail:
                 await self._keep_alive(self._connection)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # Said once per outage, not at every try while Redis stays away.
+            except Exception as exc:
+                # Said once per outage, not at every try while Redis stays away; a traceback only for
+                # what is not an outage (a refused or dropped connection is an OSError).
                 log = logger.warning if failures == 0 else logger.debug
-                log("job log subscription failed; reconnecting", exc_info=True)
+                log("job log subscription failed (%r); reconnecting", exc, exc_info=not isinstance(exc, OSError))
                 failures += 1
                 self._unreachable = self._connection is None  # connecting failed, not a live connection
             finally:

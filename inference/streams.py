@@ -66,6 +66,16 @@ ASYNC_MAX_CONNECTIONS = 16
 SOCKET_TIMEOUT_SECONDS = 60
 
 
+# What a command raises when Redis is down or does not answer in time: a watcher can only be told to come back.
+REDIS_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+
+
+def describe(exc: BaseException) -> str:
+    """An error as a log line says it ("ConnectionError: Error 111 connecting to ..."), where
+    redis-py's own repr says only "network:ConnectionError"."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class Superseded(Exception):
     """A newer attempt owns this job's log; the writer must stop."""
 

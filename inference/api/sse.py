@@ -7,6 +7,7 @@ Resumes after `?after=N` or the `Last-Event-ID` a reconnecting client sends.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -14,12 +15,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_async
-from inference import json_codec
+from inference import json_codec, streams
 from inference.api.errors import error_body
 from inference.db_threads import run_db
 from inference.errors import NotFound
 from inference.selectors import job_get_for_user
 from inference.services.events import EventsReadAhead, resume_point
+
+logger = logging.getLogger(__name__)
 
 RECONNECT_MS = 1000
 KEEPALIVE_EVERY = 7  # silent polls (~2 s each) between keepalive comments
@@ -63,6 +66,10 @@ async def _frames(events: EventsReadAhead) -> AsyncIterator[bytes]:
                 continue
             payload = json_codec.dumps(event.as_dict())
             yield f"id: {event.seq}\nevent: {event.type}\ndata: {payload}\n\n".encode()
+    except streams.REDIS_UNREACHABLE as exc:
+        # The stream ends before `done`: the client comes back with Last-Event-ID after `retry`.
+        logger.warning("event stream of job %s ended, Redis is unreachable: %s", events.job_id, streams.describe(exc))
+        yield b": the event log cannot be reached; reconnect with Last-Event-ID\n\n"
     finally:  # the client went away, or Django stopped iterating
         await events.abandon()
 

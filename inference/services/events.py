@@ -161,6 +161,7 @@ class EventsReadAhead:
     """
 
     def __init__(self, *, job_id: Any, after: int, **follow: Any):
+        self.job_id = job_id
         self._events = job_events_follow_async(job_id=job_id, after=after, **follow)
         self._first = asyncio.ensure_future(anext(self._events))
         weakref.finalize(self, self._first.cancel)

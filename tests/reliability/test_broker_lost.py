@@ -1,8 +1,5 @@
 """Redis goes away under a worker running a job: the worker outlives it and takes the next job once Redis is back."""
 
-import shutil
-import subprocess
-
 import pytest
 
 from config.celery import app
@@ -10,30 +7,11 @@ from inference.models import JobStatus
 from inference.queueing import RUN_JOB_TASK
 from inference.services.jobs import job_submit
 from tests.reliability.paced_jobs import slow_echo_model
-from tests.support.processes import free_port, port_open, wait_for
+from tests.support.processes import free_port, start_redis, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
 QUEUE = "broker-lost"
-
-
-def _start_redis(port: int, directory) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    wait_for(lambda: port_open(port), what="a Redis of the test's own to start")
-    return server
 
 
 def _run_on(broker_url: str, job) -> None:
@@ -52,7 +30,7 @@ def test_a_worker_outlives_losing_its_broker_mid_job_and_runs_the_next_job(start
     # again without touching the Redis every other process of the session uses.
     port = free_port()
     broker_url = f"redis://127.0.0.1:{port}/0"
-    redis_server = _start_redis(port, tmp_path)
+    redis_server = start_redis(port, tmp_path)
     try:
         slow_echo_model(queue=QUEUE, tokens=400, tokens_per_second=40)
         # As `make run` starts it: with gossip, and a pool of two (with one, Celery 5.7 closed the lost
@@ -66,7 +44,7 @@ def test_a_worker_outlives_losing_its_broker_mid_job_and_runs_the_next_job(start
         redis_server.terminate()  # what a Redis restart or a lost network is to the worker
         redis_server.wait(timeout=10)
         wait_for(lambda: "Connection to broker lost" in worker.log(), what="the worker to notice")
-        redis_server = _start_redis(port, tmp_path)
+        redis_server = start_redis(port, tmp_path)
 
         following = job_submit(user=owner, model="slow-echo", input={**chat, "max_tokens": 5})
         _run_on(broker_url, following)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +126,26 @@ def port_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def start_redis(port: int, directory: Path) -> subprocess.Popen:
+    """A Redis of a test's own, without persistence: the test can stop it without touching the session's."""
+    server = subprocess.Popen(
+        [
+            shutil.which("redis-server"),
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for(lambda: port_open(port), what="a Redis of the test's own to start")
+    return server
 
 
 class DaphneProcess:
