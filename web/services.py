@@ -87,14 +87,22 @@ def message_send(
 
 @transaction.atomic
 def answer_regenerate(*, conversation: Conversation) -> Message:
-    """Replace the last answer with a new job (the old job stays in history)."""
+    """Replace the last answer with a new job (the old job stays in history).
+
+    The old answer's job is stopped only once the new one is admitted and committed: a cancel
+    reaches the worker through Redis, which a refused regenerate could not roll back.
+    """
     last = conversation.messages.select_related("job").last()
+    replaced = None
     if last is not None and last.role == Role.ASSISTANT:
         if last.job is not None and not last.job.is_finished:
-            job_cancel(job=last.job)
+            replaced = last.job
         last.delete()
     conversation.save()  # bumps updated_at
-    return _submit_answer(conversation=conversation)
+    answer = _submit_answer(conversation=conversation)
+    if replaced is not None:
+        transaction.on_commit(lambda: job_cancel(job=replaced))
+    return answer
 
 
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:

@@ -158,13 +158,39 @@ def test_rename_and_delete(owner_client, owner, echo_model):
     assert Job.objects.get(id=job_id).status == "canceled"  # the job stays in history, stopped
 
 
-def test_regenerate_replaces_the_last_answer_with_a_new_job(owner_client, owner, echo_model):
+def test_regenerate_replaces_the_last_answer_with_a_new_job(
+    owner_client, owner, echo_model, django_capture_on_commit_callbacks
+):
     _start(owner_client)
     conversation = Conversation.objects.get(owner=owner)
     first_job = conversation.messages.last().job_id
-    owner_client.post(reverse("conversation-regenerate", args=[conversation.id]))
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("conversation-regenerate", args=[conversation.id]))
     messages = list(conversation.messages.all())
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[-1].job_id != first_job
-    assert Job.objects.filter(id=first_job).exists()
+    assert Job.objects.get(id=first_job).status == "canceled"  # stopped, and kept in history
     assert Message.objects.count() == 2
+
+
+def test_a_refused_regenerate_leaves_the_answer_running(
+    owner_client, owner, echo_model, django_capture_on_commit_callbacks
+):
+    from accounts.models import Plan
+    from inference import streams
+
+    _start(owner_client)
+    conversation = Conversation.objects.get(owner=owner)
+    answer = conversation.messages.last()
+    Job.objects.filter(id=answer.job_id).update(status="running")  # a worker is writing it
+    owner.plan = Plan.objects.create(name="one at a time", concurrent_jobs=1)
+    owner.save()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(reverse("conversation-regenerate", args=[conversation.id]), follow=True)
+
+    assert "jobs queued or running at once" in response.text
+    job = Job.objects.get(id=answer.job_id)
+    assert (job.status, job.cancel_requested_at) == ("running", None)
+    assert not streams.cancel_requested(job.id), "the worker must not be told to stop"
+    assert list(conversation.messages.values_list("job_id", flat=True)) == [None, answer.job_id]
