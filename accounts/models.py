@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -10,14 +11,25 @@ class Plan(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True)
+    # At least 1: a limit of 0 would refuse every request for ever (the defaults in settings read 0
+    # as "no limit", so a 0 here would say the opposite); to stop a user, disable them.
     concurrent_jobs = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Jobs queued or running at once; empty for no limit."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Jobs queued or running at once; empty for no limit.",
     )
     requests_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Job requests (REST and OpenAI-compatible) per rolling minute."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Job requests (REST and OpenAI-compatible) per rolling minute; empty for no limit.",
     )
     tokens_per_day = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Prompt and completion tokens per UTC day, counting running jobs' max_tokens."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Prompt and completion tokens per UTC day, counting running jobs' max_tokens; empty for no limit.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -30,6 +30,7 @@ local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #oldest == 0 then return window end  -- a limit of 0 (a plan saved before plans refused it)
   return math.max(1, tonumber(oldest[2]) + window - now)
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])

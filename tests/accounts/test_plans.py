@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from accounts.models import Plan
 from accounts.quotas import limits_for_user, request_rate_acquire, requests_in_window
@@ -47,3 +48,18 @@ def test_the_request_window_admits_the_limit_then_says_how_long_to_wait(owner):
     assert refused is not None
     assert 0 < refused <= 60
     assert requests_in_window(user_id=owner.pk) == 3
+
+
+def test_a_plan_refuses_a_limit_of_zero_and_says_what_empty_means():
+    plan = Plan(name="blocked", concurrent_jobs=0, requests_per_minute=0, tokens_per_day=0)
+
+    with pytest.raises(ValidationError) as refused:
+        plan.full_clean()
+
+    assert set(refused.value.message_dict) == {"concurrent_jobs", "requests_per_minute", "tokens_per_day"}
+    assert "empty for no limit" in Plan._meta.get_field("requests_per_minute").help_text
+
+
+def test_a_zero_request_limit_saved_before_plans_refused_it_is_a_429_not_an_error(owner):
+    # The window was empty: the script looked up the oldest request in it, found none, and failed.
+    assert request_rate_acquire(user_id=owner.pk, limit=0) == 60
