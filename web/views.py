@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
 from inference.errors import DjinnError
+from inference.job_errors import job_error_message
 from inference.models import JobClient, JobStatus, Task
 from inference.services.admission import QuotaExceeded, job_create
 from inference.usage import usage_for_user
@@ -34,7 +35,6 @@ from web.forms import (
     client_address,
     wait_in_words,
 )
-from web.job_errors import job_error_message
 from web.models import Role
 from web.timings import job_timings
 from webhooks.selectors import job_webhook_with_deliveries

@@ -8,6 +8,7 @@ from typing import Any
 from django.urls import get_script_prefix, reverse
 from rest_framework import serializers
 
+from inference.job_errors import job_error_message
 from inference.models import Job, JobClient, JobStatus, Task
 from webhooks.models import WebhookEvent
 
@@ -258,6 +259,15 @@ def job_urls(job_id, request=None) -> dict[str, str]:
     return {**urls, "websocket": f"{'wss' if scheme == 'https' else 'ws'}://{host}{websocket}"}
 
 
+def _error(job: Job, request) -> dict[str, str]:
+    """As the caller may read it; without a request (a webhook's payload), what anyone may."""
+    user = getattr(request, "user", None)
+    return {
+        "code": job.error_code,
+        "message": job_error_message(code=job.error_code, message=job.error_message, user=user),
+    }
+
+
 def job_representation(job: Job, request=None) -> dict[str, Any]:
     return {
         "id": str(job.id),
@@ -269,7 +279,7 @@ def job_representation(job: Job, request=None) -> dict[str, Any]:
         "attempt": job.attempt,
         "input": job.input,
         "output": {"text": job.output_text, "data": job.output_json} if job.is_finished else None,
-        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "error": _error(job, request) if job.error_code else None,
         "usage": {
             "prompt_tokens": job.prompt_tokens,
             "completion_tokens": job.completion_tokens,

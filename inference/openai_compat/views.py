@@ -26,6 +26,7 @@ from inference.api.idempotency import idempotency_key
 from inference.api.schema import IDEMPOTENCY_KEY, JOB_ID_HEADER, WRITE, errors
 from inference.api.waiting import job_wait_finished
 from inference.errors import DjinnError, InvalidInput, ModelNotFound
+from inference.job_errors import job_error_message
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.openai_compat import translate
 from inference.openai_compat.schemas import (
@@ -106,7 +107,7 @@ def _job(job_id) -> Job:
     return Job.objects.select_related("model").get(id=job_id)
 
 
-def _outcome_error(job: Job) -> DjinnError | None:
+def _outcome_error(job: Job, user) -> DjinnError | None:
     """Why a finished job has no answer to give, if it has none."""
     if job.status == JobStatus.SUCCEEDED:
         return None
@@ -115,7 +116,7 @@ def _outcome_error(job: Job) -> DjinnError | None:
     if job.status == JobStatus.CANCELED:
         return DjinnError("The job was canceled before it finished.", code="job_canceled", status=409)
     code = job.error_code or "backend_error"
-    message = job.error_message or "The model failed."
+    message = job_error_message(code=code, message=job.error_message, user=user) or "The model failed."
     if code in CALLER_FAULTS:
         return DjinnError(message, code=code, param=_INPUT_FIELD.get(job.task), status=400)
     if code in PASSING_FAULTS:
@@ -146,13 +147,15 @@ class _GenerationView(AsyncAPIView):
         body, job = await self.run_db_authenticated(self._submit, request)
         if getattr(body, "stream", False):
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            response = StreamingHttpResponse(self._stream(job, include_usage), content_type="text/event-stream")
+            response = StreamingHttpResponse(
+                self._stream(job, include_usage, request.user), content_type="text/event-stream"
+            )
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             response[JOB_ID_HEADER] = str(job.id)
             return response
         job = await self._wait(job)
-        problem = _outcome_error(job)
+        problem = _outcome_error(job, request.user)
         if problem is not None:
             raise problem
         return Response(self.answer(job, body), headers={JOB_ID_HEADER: str(job.id)})
@@ -175,7 +178,7 @@ class _GenerationView(AsyncAPIView):
             raise DjinnError("The job did not finish in time and was canceled.", code="timeout", status=504)
         return await run_db(_job, job.id)
 
-    async def _stream(self, job: Job, include_usage: bool) -> AsyncIterator[bytes]:
+    async def _stream(self, job: Job, include_usage: bool, user) -> AsyncIterator[bytes]:
         ended = False
         sent_text = False
 
@@ -199,7 +202,7 @@ class _GenerationView(AsyncAPIView):
                 elif event.type == "done":
                     ended = True
                     if event.data["status"] != JobStatus.SUCCEEDED:
-                        problem = _outcome_error(await run_db(_job, job.id))
+                        problem = _outcome_error(await run_db(_job, job.id), user)
                         if problem is not None:
                             yield _sse(error_body(problem.status, problem.code, problem.message))
                             return

@@ -17,6 +17,7 @@ from typing import Any
 from inference import streams
 from inference.db_threads import run_db
 from inference.event_loops import one_per_event_loop
+from inference.job_errors import job_error_message
 from inference.log_tail import log_tail
 from inference.models import Job
 from inference.selectors import jobs_finished_among
@@ -46,7 +47,12 @@ def job_replay_events(job: Job) -> list[Event]:
         events.append(Event(len(events) + 1, "delta", job.attempt, {"text": job.output_text}))
     if job.error_code:
         events.append(
-            Event(len(events) + 1, "error", job.attempt, {"code": job.error_code, "message": job.error_message})
+            Event(
+                len(events) + 1,
+                "error",
+                job.attempt,
+                {"code": job.error_code, "message": job_error_message(code=job.error_code, message=job.error_message)},
+            )
         )
     done: dict[str, Any] = {
         "status": job.status,

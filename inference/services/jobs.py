@@ -29,6 +29,7 @@ from django.utils import timezone
 from accounts.models import User
 from inference import streams
 from inference.errors import Conflict
+from inference.job_errors import job_error_message
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.precompiled import PrecompiledUpdate
 from inference.queueing import enqueue_job
@@ -604,7 +605,8 @@ def _announce_end(
     job_id, owner_id, attempt, status, usage: Usage, output_json, error_code, error_message, has_webhook=None
 ) -> None:
     if error_code:
-        _announce(job_id, owner_id, attempt, "error", {"code": error_code, "message": error_message})
+        message = job_error_message(code=error_code, message=error_message)  # the log has no reader in particular
+        _announce(job_id, owner_id, attempt, "error", {"code": error_code, "message": message})
     data: dict[str, Any] = {"status": status, "usage": usage.as_dict()}
     if output_json is not None:
         data["output"] = output_json

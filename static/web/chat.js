@@ -21,13 +21,12 @@ function setStatus(article, status) {
   }
 }
 
-// Errors written for operators (server paths, upstream replies) are replaced for non-staff; the page says which.
 const messagesBox = document.getElementById("messages");
-const hiddenErrorCodes = new Set((messagesBox?.dataset.hiddenErrorCodes || "").split(" ").filter(Boolean));
 
+// Errors written for operators (server paths, upstream replies) arrive already replaced by a plain sentence
+// (inference/job_errors.py): the event log is read by more than this page.
 function friendlyError(data) {
   if (data.code === "canceled") return "";
-  if (hiddenErrorCodes.has(data.code)) return messagesBox.dataset.hiddenErrorMessage;
   return data.message || "The model could not finish this answer.";
 }
 

@@ -2,7 +2,8 @@
 
 Some backend errors are written for operators (a model file's path on the
 server, the upstream server's reply to our credentials): staff see them as
-stored, everyone else a plain sentence. The stored job keeps the full text.
+stored, everyone else a plain sentence. The stored job keeps the full text;
+what has no reader in particular (the event log, webhooks) says the sentence.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ UNAVAILABLE_MESSAGE = (
 )
 
 
-def job_error_message(*, code: str, message: str, user) -> str:
-    """The error message `user` may read for a job that failed with `code` and `message`."""
+def job_error_message(*, code: str, message: str, user=None) -> str:
+    """The error message `user` may read for a job that failed with `code` and `message`.
+
+    Without a user, what anyone may read: the event log's watchers, webhook receivers.
+    """
     if code in OPERATOR_ONLY_ERROR_CODES and not getattr(user, "is_staff", False):
         return UNAVAILABLE_MESSAGE
     return message
