@@ -67,7 +67,8 @@ SOCKET_TIMEOUT_SECONDS = 60
 
 
 # What a command raises when Redis is down or does not answer in time: a watcher can only be told to come back.
-REDIS_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+# (log_tail.py raises the builtin ConnectionError to a watcher that subscribes while Redis is away.)
+REDIS_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, TimeoutError)
 
 
 def describe(exc: BaseException) -> str:

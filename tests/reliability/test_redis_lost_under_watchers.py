@@ -58,6 +58,17 @@ def test_watchers_are_told_to_reconnect_when_redis_goes_away(daphne_on_own_redis
     assert not sse.is_alive()
     assert sse_lines[-2:] == [": the event log cannot be reached; reconnect with Last-Event-ID", ""]
     wait_for(lambda: "job log subscription failed" in server.log_path.read_text(), what="daphne to report the outage")
+
+    # Those that come back while Redis is still away are told the same.
+    with (
+        connect(f"{server.ws_url}/ws/jobs/{job.id}/?after=0", additional_headers=headers) as ws,
+        pytest.raises(ConnectionClosed) as closed_again,
+    ):
+        ws.recv(timeout=20)
+    assert closed_again.value.rcvd.code == 4503
+    sse_lines.clear()
+    watch_sse()
+    assert sse_lines[-2:] == [": the event log cannot be reached; reconnect with Last-Event-ID", ""]
     log = server.log_path.read_text()
     assert f"stream of job {job.id} closed, Redis is unreachable: ConnectionError: " in log
     assert f"event stream of job {job.id} ended, Redis is unreachable: ConnectionError: " in log
