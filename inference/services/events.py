@@ -90,14 +90,21 @@ def job_replay_after(job: Job, after: int) -> list[Event]:
     return [replace(event, seq=after + index) for index, event in enumerate(rest, start=1)]
 
 
-def _ending(job: Job, late: list[Event], after: int, log_exists: bool) -> list[Event]:
-    """What a watcher still needs once the job is finished and the log went quiet."""
+def _ending(job: Job, late: list[Event], after: int, newest: Event | None) -> list[Event]:
+    """What a watcher still needs once the job is finished and the log went quiet.
+
+    `newest` is the log's last event (None: the log expired). A log that ends without `done`
+    (its worker died between storing the result and saying so) is ended here; one that ends
+    with a `done` the watcher has already read has nothing more to say.
+    """
     if late:
         if late[-1].type == "done":
             return late
         after = late[-1].seq
-    if not log_exists:
+    if newest is None:
         return job_replay_after(job, after)
+    if newest.type == "done" and newest.seq <= after:
+        return []
     return [*late, Event(after + 1, "done", job.attempt, job_replay_events(job)[-1].data)]
 
 
@@ -114,7 +121,7 @@ def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHE
             continue
         job = Job.objects.get(id=job_id)
         if job.is_finished:
-            yield from _ending(job, streams.read_events(job_id, after), after, streams.log_exists(job_id))
+            yield from _ending(job, streams.read_events(job_id, after), after, streams.newest_event(job_id))
             return
 
 
@@ -128,12 +135,14 @@ async def job_events_follow_async(
     With `yield_idle`, a None marks each silent `poll_ms` (SSE sends a keepalive then).
     """
     async with log_tail().follow(job_id) as inbox:
-        read_log = True
+        read_log, first_read = True, True
         while True:
             if read_log:
                 events = await streams.aread_events(job_id, after, count=READ_BATCH)
                 read_log = len(events) == READ_BATCH  # a full batch: the log may hold more
-                silent = False
+                # Nothing at the first look: the job may have ended long ago (its log expired, or read
+                # to its end already); ask at once rather than after a silence.
+                silent, first_read = first_read and not events, False
             else:
                 events, read_log = await inbox.take(after, poll_ms / 1000)
                 silent = not events and not read_log
@@ -150,8 +159,7 @@ async def job_events_follow_async(
                 continue
             job = await run_db(Job.objects.get, id=job_id)
             late = await streams.aread_events(job_id, after)
-            exists = bool(await streams.async_redis_client().exists(streams.log_key(job_id)))
-            for event in _ending(job, late, after, exists):
+            for event in _ending(job, late, after, await streams.anewest_event(job_id)):
                 yield event
             return
 

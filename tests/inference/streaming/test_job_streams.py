@@ -90,6 +90,20 @@ def test_every_reconnect_point_of_a_finished_job_replays_the_rest(
         assert watch_job(daphne_server, job.id, owner_key, after=after).events == full[after:]
 
 
+def test_a_watcher_that_has_read_done_hears_nothing_more(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    job = _submit(owner)
+    full = watch_job(daphne_server, job.id, owner_key).events
+    last = full[-1]["seq"]
+
+    for after in (last, last + 5):  # an EventSource reconnects after `done` unless its page closes it
+        socket = watch_job(daphne_server, job.id, owner_key, after=after)
+        status, sse = watch_sse(daphne_server, job.id, owner_key, last_event_id=after)
+        assert (socket.events, socket.close_code) == ([], 1000)
+        assert (status, sse.events) == (200, [])
+
+
 def test_two_watchers_of_one_job_both_receive_everything(
     celery_worker, daphne_server, owner, owner_key, streaming_model
 ):
