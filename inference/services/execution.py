@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -46,6 +47,21 @@ def _connection_hold_seconds() -> float | None:
     return HOLD_CONNECTION_SECONDS
 
 
+@dataclass
+class _Progress:
+    """How far an attempt got: the tokens it generated, and the text watchers had from earlier attempts."""
+
+    tokens: list[str] = field(default_factory=list)
+    shown: str = ""
+
+    @property
+    def text(self) -> str:
+        """The job's output should the attempt end here. While a retry is still regenerating what
+        watchers already have, that is their text: a stop or a failure never takes back words."""
+        generated = "".join(self.tokens)
+        return self.shown if self.shown.startswith(generated) else generated
+
+
 class _Interrupted(Exception):
     """The attempt lost its lease or the log fenced it out: another attempt owns the job."""
 
@@ -79,13 +95,13 @@ def job_execute(*, job_id: Any, attempt: int, worker: str) -> str | None:
 def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
     """What the attempt ends with (keyword arguments of `_finish`), None when another attempt owns the job."""
     usage = Usage()
-    partial: list[str] = []
+    progress = _Progress()
     try:
         backend = backend_for(job.model)
         usage = Usage(prompt_tokens=backend.count_tokens(backend.prompt_text(job.input)))
         if job.task in (Task.CHAT, Task.COMPLETION):
-            text = _generate(job, backend, lease, partial, usage.prompt_tokens)
-            usage = Usage(usage.prompt_tokens, completion_tokens=len(partial))
+            text = _generate(job, backend, lease, progress, usage.prompt_tokens)
+            usage = Usage(usage.prompt_tokens, completion_tokens=len(progress.tokens))
             status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
             return {"status": status, "usage": usage, "output_text": text}
         return {"status": JobStatus.SUCCEEDED, "usage": usage, "output_json": _compute(job, backend)}
@@ -101,8 +117,8 @@ def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
         code, message = "backend_error", f"The model backend failed: {exc.__class__.__name__}."
     return {
         "status": JobStatus.FAILED,
-        "usage": _spent(usage, partial),
-        "output_text": "".join(partial),
+        "usage": _spent(usage, progress.tokens),
+        "output_text": progress.text,
         "error_code": code,
         "error_message": message,
     }
@@ -117,7 +133,7 @@ def _spent(usage: Usage, partial: list[str]) -> Usage:
     return Usage(usage.prompt_tokens, completion_tokens=len(partial))
 
 
-def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], prompt_tokens: int) -> str:
+def _generate(job: Job, backend: Backend, lease: Lease, progress: _Progress, prompt_tokens: int) -> str:
     """Stream tokens into the log as coalesced deltas; returns the whole text.
 
     A retried attempt first regenerates what watchers already have (jobs are
@@ -127,12 +143,15 @@ def _generate(job: Job, backend: Backend, lease: Lease, tokens: list[str], promp
     # Deltas go out as tokens come, coalesced; held ones go out on time even if the backend stalls.
     # Among other jobs, the process's log writer sends them: no thread waits for Redis per delta.
     with JobLog(job.id, job.attempt, on_cancel=lease.cancel_reported) as log:
-        return _generate_into(job, backend, lease, tokens, prompt_tokens, log)
+        return _generate_into(job, backend, lease, progress, prompt_tokens, log)
 
 
-def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], prompt_tokens: int, log: JobLog) -> str:
+def _generate_into(
+    job: Job, backend: Backend, lease: Lease, progress: _Progress, prompt_tokens: int, log: JobLog
+) -> str:
     sender = streams.DeltaSender(lambda text: _send(log, "delta", {"text": text}))
-    shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
+    shown = progress.shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
+    tokens = progress.tokens
     resuming = bool(shown)
     generated = ""
     hold_connection = _connection_hold_seconds()
@@ -165,8 +184,11 @@ def _generate_into(job: Job, backend: Backend, lease: Lease, tokens: list[str], 
             if lease.lost.is_set():
                 raise _Interrupted
         if resuming and generated != shown:  # the retry ended inside what watchers already saw
-            sender.send_now(lambda: _send_restart(job, log))
-            sender.add(generated)
+            if lease.canceled.is_set():
+                generated = shown  # stopped while catching up: what watchers have is the answer
+            else:  # the model's answer this time is shorter
+                sender.send_now(lambda: _send_restart(job, log))
+                sender.add(generated)
     finally:
         try:
             # Even a failing backend's partial answer reaches watchers as it is stored; a superseded one never.
