@@ -210,7 +210,8 @@ EVENT_LOG_TTL_SECONDS = env.int("EVENT_LOG_TTL_SECONDS", 3600, min_value=10)
 # A fast stream's tokens go out together at most once per window; a slow one's each at once (streams.DeltaBuffer).
 STREAM_COALESCE_MS = env.int("STREAM_COALESCE_MS", 50, min_value=0, max_value=1000)
 STREAM_COALESCE_TOKENS = env.int("STREAM_COALESCE_TOKENS", 16, min_value=1, max_value=1024)
-# Websockets one user may hold open on one daphne process; more are closed with 4429 (inference/socket_limits.py).
+# Websockets and SSE event streams one user may hold open on one daphne process; more are refused
+# (4429, or 429 too_many_streams; inference/socket_limits.py).
 WEBSOCKETS_PER_USER = env.int("WEBSOCKETS_PER_USER", 256, min_value=1)
 
 # ------------------------------------------------------------------------------

@@ -3,29 +3,38 @@
 An async view: the event loop writes the stream, and the request's thread stays parked
 (idle) until it ends, so daphne serves many at once.
 Resumes after `?after=N` or the `Last-Event-ID` a reconnecting client sends.
+Each request counts against its owner's reads per minute, as the other reads do, and an open
+stream against the connections they may hold on this server, as a websocket does
+(WEBSOCKETS_PER_USER).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_async
+from accounts.models import User
+from accounts.quotas import limits_for_user, request_rate_acquire
 from inference import json_codec, streams
 from inference.api.errors import error_body
 from inference.db_threads import run_db
 from inference.errors import NotFound
 from inference.selectors import job_get_for_user
 from inference.services.events import EventsReadAhead, resume_point
+from inference.socket_limits import open_sockets
 
 logger = logging.getLogger(__name__)
 
 RECONNECT_MS = 1000
 KEEPALIVE_EVERY = 7  # silent polls (~2 s each) between keepalive comments
+STREAMS_FULL_RETRY_AFTER_SECONDS = 5
 
 
 def _error(status: int, code: str, message: str, param: str | None = None) -> HttpResponse:
@@ -46,15 +55,18 @@ def follow_events(job_id, after: int = 0) -> EventsReadAhead:
     return EventsReadAhead(job_id=job_id, after=after, yield_idle=True)
 
 
-def event_stream_response(events: EventsReadAhead) -> StreamingHttpResponse:
-    """The events, as they come, until `done`."""
-    response = StreamingHttpResponse(_frames(events), content_type="text/event-stream")
+def event_stream_response(events: EventsReadAhead, on_close: Callable[[], None] | None = None) -> StreamingHttpResponse:
+    """The events, as they come, until `done`; `on_close` runs once the stream ends, however it ends."""
+    # A response whose client left before it was sent is never iterated, so its `finally` never
+    # runs: then `on_close` runs as its events are dropped.
+    closing = weakref.finalize(events, on_close) if on_close is not None else None
+    response = StreamingHttpResponse(_frames(events, closing), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return response
 
 
-async def _frames(events: EventsReadAhead) -> AsyncIterator[bytes]:
+async def _frames(events: EventsReadAhead, closing: weakref.finalize | None) -> AsyncIterator[bytes]:
     try:
         yield f"retry: {RECONNECT_MS}\n\n".encode()
         silent = 0
@@ -72,6 +84,8 @@ async def _frames(events: EventsReadAhead) -> AsyncIterator[bytes]:
         yield b": the event log cannot be reached; reconnect with Last-Event-ID\n\n"
     finally:  # the client went away, or Django stopped iterating
         await events.abandon()
+        if closing is not None:
+            closing()
 
 
 @csrf_exempt  # it changes nothing: any other method is a 405, in the API's shape rather than CSRF's HTML page
@@ -84,13 +98,21 @@ async def job_events(request: HttpRequest, job_id: str) -> HttpResponse:
     # Followed while the database answers who is asking and whose job this is; sent only to its owner.
     events = follow_events(job_uuid, after) if after is not None and job_uuid is not None else None
     try:
-        refusal = await _refusal(request, job_id, after)
+        user, refusal = await _refusal(request, job_id, after)
     except BaseException:
         if events is not None:
             await events.abandon()
         raise
     if refusal is None:
-        return event_stream_response(events)
+        held = open_sockets()
+        if held.take(user.pk):
+            return event_stream_response(events, on_close=lambda: held.give_back(user.pk))
+        refusal = _error(
+            429,
+            "too_many_streams",
+            "You hold as many event streams and websockets open on this server as you may; close one and try again.",
+        )
+        refusal["Retry-After"] = str(STREAMS_FULL_RETRY_AFTER_SECONDS)
     if events is not None:
         await events.abandon()
     return refusal
@@ -103,17 +125,28 @@ def _uuid_or_none(raw: str) -> uuid.UUID | None:
         return None
 
 
-async def _refusal(request: HttpRequest, job_id: str, after: int | None) -> HttpResponse | None:
-    """The error answering this request, or None when its caller may follow the job."""
+async def _refusal(request: HttpRequest, job_id: str, after: int | None) -> tuple[User | None, HttpResponse | None]:
+    """Who is asking, and the error answering them (None when they may follow the job)."""
     user, problem = await authenticate_async(request)
     if user is None:
         message = "The API key is invalid or revoked." if problem == "invalid_api_key" else "Authentication required."
-        return _error(401, problem, message)
+        return None, _error(401, problem, message)
+    limit, wait = await run_db(_count_read, user)
+    if wait is not None:
+        response = _error(429, "rate_limited", f"Your plan allows {limit} reads per minute.")
+        response["Retry-After"] = str(max(1, math.ceil(wait)))
+        return user, response
     if after is None:
         message = "after and Last-Event-ID must be whole numbers of at most 18 digits."
-        return _error(400, "invalid_after", message, "after")
+        return user, _error(400, "invalid_after", message, "after")
     try:
         await run_db(job_get_for_user, user=user, job_id=job_id)
     except NotFound as exc:
-        return _error(404, exc.code, exc.message)
-    return None
+        return user, _error(404, exc.code, exc.message)
+    return user, None
+
+
+def _count_read(user: User) -> tuple[int | None, float | None]:
+    """Count this request among the user's reads, as PlanReadThrottle does: (the limit, None or seconds to wait)."""
+    limit = limits_for_user(user=user).requests_per_minute
+    return limit, None if limit is None else request_rate_acquire(user_id=user.pk, limit=limit, window="reads")
