@@ -50,11 +50,14 @@ class ThrottledLoginForm(AuthenticationForm):
         "throttled": "Too many failed attempts. Try again in %(wait)s.",
     }
 
+    retry_after: int | None = None  # seconds, once this pair is refused for its failures
+
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         address = client_address(self.request)
         retry_after = throttle.login_retry_after(username=username, address=address)
         if retry_after is not None:
+            self.retry_after = retry_after
             raise forms.ValidationError(
                 self.error_messages["throttled"], code="throttled", params={"wait": wait_in_words(retry_after)}
             )

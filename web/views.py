@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -32,6 +34,7 @@ from web.forms import (
     HistoryFilterForm,
     RenameForm,
     SignUpForm,
+    ThrottledLoginForm,
     client_address,
     wait_in_words,
 )
@@ -83,8 +86,26 @@ def signup(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Welcome, {user.username}. Ask a model anything.")
             return redirect("chat")
         form.add_error(None, f"Too many new accounts from your network. Try again in {wait_in_words(wait)}.")
-        return render(request, "registration/signup.html", {"form": form}, status=429)
+        return _too_many(render(request, "registration/signup.html", {"form": form}), wait)
     return render(request, "registration/signup.html", {"form": form})
+
+
+def _too_many(response: HttpResponse, retry_after: float) -> HttpResponse:
+    """`response` as the refusal of a limit: 429, saying when to come back."""
+    response.status_code = 429
+    response["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in page; a username and address pair refused after repeated failures is a 429."""
+
+    authentication_form = ThrottledLoginForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        return response if form.retry_after is None else _too_many(response, form.retry_after)
 
 
 class PasswordResetView(auth_views.PasswordResetView):
@@ -100,7 +121,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         if wait is None:
             return super().form_valid(form)
         form.add_error(None, f"Too many reset requests. Try again in {wait_in_words(wait)}.")
-        return self.render_to_response(self.get_context_data(form=form), status=429)
+        return _too_many(self.render_to_response(self.get_context_data(form=form)), wait)
 
 
 # ------------------------------------------------------------------------------
@@ -348,7 +369,8 @@ def _playground(request, *, task: str, form_class, template: str, build_input) -
                 client=JobClient.WEB,
             )
         except DjinnError as exc:
-            return JsonResponse({"error": error_in_words(exc)}, status=exc.status)
+            refusal = JsonResponse({"error": error_in_words(exc)}, status=exc.status)
+            return _too_many(refusal, exc.retry_after) if isinstance(exc, QuotaExceeded) else refusal
         return JsonResponse({"job": str(job.id), "poll": reverse("job-json", args=[job.id])}, status=202)
     form = form_class()
     form.fields["model"].queryset = models

@@ -58,7 +58,8 @@ def test_repeated_failures_are_throttled_even_with_the_right_password(client, ow
     for _ in range(5):
         client.post(reverse("login"), {"username": "owner", "password": "wrong"})
     response = client.post(reverse("login"), {"username": "owner", "password": "pw-owner-1"})
-    assert response.status_code == 200
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 300
     assert "Too many failed attempts. Try again in" in response.text
     assert "_auth_user_id" not in client.session
 
@@ -128,6 +129,7 @@ def test_sign_ups_from_one_address_are_limited_per_hour(client, settings):
     elsewhere = _sign_up(client, "fourth", "203.0.113.8")
 
     assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 3600
     assert "Too many new accounts from your network. Try again in" in refused.text
     assert not get_user_model().objects.filter(username="third").exists()
     assert elsewhere.status_code == 302
@@ -143,6 +145,7 @@ def test_reset_mails_to_one_mailbox_are_limited_per_hour(client, django_user_mod
     ]
 
     assert [r.status_code for r in responses] == [302, 302, 302, 429]
+    assert 1 <= int(responses[-1]["Retry-After"]) <= 3600
     assert "Too many reset requests. Try again in" in responses[-1].text
     assert len(mail.outbox) == 3
 

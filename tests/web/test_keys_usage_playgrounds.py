@@ -73,3 +73,18 @@ def test_the_classification_playground_needs_two_labels(owner_client, db):
     response = owner_client.post(reverse("playground-classification"), {"model": "cls", "text": "hi", "labels": "one"})
     assert response.status_code == 400
     assert response.json()["fields"]["labels"] == ["Give at least two labels, separated by commas."]
+
+
+def test_a_playground_refused_by_a_quota_says_when_to_try_again(owner_client, owner, embedder):
+    from accounts.models import Plan
+
+    owner.plan = Plan.objects.create(name="one at a time", concurrent_jobs=1)
+    owner.save()
+    body = {"model": "emb", "first": "a", "second": "b"}
+    assert owner_client.post(reverse("playground-embeddings"), body).status_code == 202
+
+    refused = owner_client.post(reverse("playground-embeddings"), body)
+
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "1"
+    assert "Try again in 1 second" in refused.json()["error"]
