@@ -60,6 +60,7 @@ def _parse_after(scope) -> int | None:
 
 # A position in a user's feed, as Redis names stream entries (milliseconds-sequence).
 FEED_POSITION = re.compile(r"\d{1,20}-\d{1,20}")
+STREAM_ID_PART_MAX = 2**64 - 1  # each half of a Redis stream id
 
 
 def _parse_feed_position(scope) -> str | None:
@@ -67,7 +68,9 @@ def _parse_feed_position(scope) -> str | None:
     value = _after(scope)
     if value is None:
         return ""
-    return value if FEED_POSITION.fullmatch(value) else None
+    if not FEED_POSITION.fullmatch(value):
+        return None
+    return value if all(int(part) <= STREAM_ID_PART_MAX for part in value.split("-")) else None
 
 
 def _caller_and_job(scope, job_id):

@@ -423,8 +423,10 @@ def test_the_user_feed_resumes_from_a_position_with_the_changes_made_before_the_
         changes = [json.loads(ws.recv(timeout=20)) for _ in range(3)]
     with connect(f"{daphne_server.ws_url}/ws/jobs/?after={changes[0]['position']}", additional_headers=headers) as ws:
         resumed = [json.loads(ws.recv(timeout=20)) for _ in range(2)]
-    with connect(f"{daphne_server.ws_url}/ws/jobs/?after=yesterday", additional_headers=headers) as ws:
-        refused = watch_socket(ws, timeout=10)
+    refusals = []
+    for position in ("yesterday", f"{2**64}-0"):  # not a stream id; past the largest Redis takes
+        with connect(f"{daphne_server.ws_url}/ws/jobs/?after={position}", additional_headers=headers) as ws:
+            refusals.append(watch_socket(ws, timeout=10))
 
     assert [(change["job"], change["status"]) for change in changes] == [
         (str(job.id), "queued"),
@@ -432,7 +434,7 @@ def test_the_user_feed_resumes_from_a_position_with_the_changes_made_before_the_
         (str(job.id), "succeeded"),
     ]
     assert resumed == changes[1:]
-    assert (refused.events, refused.close_code) == ([], 4400)
+    assert [(refused.events, refused.close_code) for refused in refusals] == [([], 4400), ([], 4400)]
 
 
 def test_the_user_feed_refuses_a_socket_without_a_valid_key(daphne_server, owner_key):
