@@ -22,13 +22,16 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.quotas import Limits, limits_for_user, request_rate_acquire
-from inference.errors import DjinnError
+from inference.errors import DjinnError, InvalidJobInput
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.services.jobs import job_build, job_store
+from inference.validation import GENERATION_TASKS
 from webhooks.services import WebhookRequest, job_webhook_attach, webhook_check
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 CONCURRENCY_RETRY_AFTER_SECONDS = 1
+# A job refused only for what the user's running jobs reserve fits once one of them ends.
+RESERVATIONS_RETRY_AFTER_SECONDS = 5
 
 
 class QuotaExceeded(DjinnError):
@@ -88,18 +91,38 @@ def _check_concurrency(limits: Limits, active_jobs: int) -> None:
 
 
 def _check_tokens(user: User, limits: Limits, job: Job) -> None:
-    if limits.tokens_per_day is None:
+    """Refuse the job if its reservation does not fit in the day, saying what would make it fit:
+    a smaller job (it can never fit), the other jobs ending (soon), or tomorrow."""
+    allowed = limits.tokens_per_day
+    if allowed is None:
         return
     spent, reserved = tokens_counted_today(user=user)  # `reserved` includes the job just inserted
-    if spent + reserved > limits.tokens_per_day:
-        tomorrow = day_start() + timedelta(days=1)
-        raise QuotaExceeded(
-            f"Your plan allows {limits.tokens_per_day} tokens per day; {spent} are spent and "
-            f"{reserved} are reserved by your queued and running jobs, this one included "
-            "(their prompts and max_tokens).",
-            code="token_quota_exceeded",
-            retry_after=(tomorrow - timezone.now()).total_seconds(),
+    if spent + reserved <= allowed:
+        return
+    own = job.reserved_tokens
+    generation = job.task in GENERATION_TASKS
+    what = "its prompt and max_tokens" if generation else "its text"
+    if own > allowed:
+        raise InvalidJobInput(
+            f"This job reserves {own} tokens ({what}), more than the {allowed} your plan allows in a day: "
+            f"{'lower max_tokens' if generation else 'send less text'}.",
+            code="exceeds_token_quota",
+            param="max_tokens" if generation else None,
         )
+    if spent + own <= allowed:
+        raise QuotaExceeded(
+            f"Your plan allows {allowed} tokens per day and this job reserves {own}; it fits beside the {spent} "
+            f"spent today, but your other queued and running jobs reserve {reserved - own}. Try again when one ends.",
+            code="token_quota_exceeded",
+            retry_after=RESERVATIONS_RETRY_AFTER_SECONDS,
+        )
+    tomorrow = day_start() + timedelta(days=1)
+    raise QuotaExceeded(
+        f"Your plan allows {allowed} tokens per day; {spent} are spent today and this job reserves {own} "
+        f"({what}): {max(0, allowed - spent)} are left until midnight UTC.",
+        code="token_quota_exceeded",
+        retry_after=(tomorrow - timezone.now()).total_seconds(),
+    )
 
 
 def _lock_user_and_count(user: User) -> int:

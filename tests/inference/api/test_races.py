@@ -163,3 +163,29 @@ def test_spent_tokens_count_against_the_day(live_server_url, owner_key, owner, i
     assert second[0].status_code == 202  # 80 spent + 17 reserved <= 100
     assert third[0].status_code == 429  # 80 + 17 + 17 > 100
     assert third[0].json()["error"]["code"] == "token_quota_exceeded"
+
+
+def test_a_job_larger_than_a_whole_day_is_refused_as_input_not_postponed(live_server_url, owner_key, owner, idle_model):
+    owner.plan = Plan.objects.create(name="tiny", tokens_per_day=40)
+    owner.save()
+
+    response = fire(live_server_url, owner_key, [{"model": "idle", "input": {**CHAT, "max_tokens": 50}}])[0]
+
+    assert response.status_code == 422, "no Retry-After can help: tomorrow's quota is no larger"
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("exceeds_token_quota", "input.max_tokens")
+    assert "lower max_tokens" in error["message"]
+    assert not Job.objects.filter(owner=owner).exists()
+
+
+def test_a_job_held_back_only_by_running_jobs_is_told_to_retry_soon(live_server_url, owner_key, owner, idle_model):
+    owner.plan = Plan.objects.create(name="small", tokens_per_day=30)
+    owner.save()
+    body = {"model": "idle", "input": {**CHAT, "max_tokens": 10}}  # reserves 17
+
+    first, second = fire(live_server_url, owner_key, [body]), fire(live_server_url, owner_key, [body])
+
+    assert first[0].status_code == 202
+    assert second[0].status_code == 429
+    assert second[0].json()["error"]["code"] == "token_quota_exceeded"
+    assert second[0].headers["Retry-After"] == "5", "it fits once the first job ends, not at midnight"
