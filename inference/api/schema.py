@@ -15,7 +15,10 @@ _DESCRIPTIONS = {
     409: "The Idempotency-Key was used with a different request.",
     413: "The body (or the model's input) is too large.",
     415: "The body is not application/json.",
-    422: "Well-formed, but the model cannot run it (invalid input, disabled model, refused webhook URL).",
+    422: (
+        "Well-formed, but the model cannot run it "
+        "(invalid input, disabled model, refused webhook URL, more tokens than a day allows)."
+    ),
     429: "A plan limit was reached: `rate_limited`, `concurrency_limit` or `token_quota_exceeded`.",
     503: "No worker could take the job in time, a model is unavailable, or the service briefly cannot queue work.",
     504: "The job did not finish in time.",
