@@ -311,9 +311,10 @@ class JobAdmin(admin.ModelAdmin):
         for job in queryset:
             before, already_asked = job.status, job.cancel_requested_at is not None
             job = job_cancel(job=job)
-            if job.status != before:
+            # Counted by what the cancel did: a listed job may have ended, or started, since it was read.
+            if job.status == JobStatus.CANCELED and before != JobStatus.CANCELED:
                 canceled += 1
-            elif job.status == JobStatus.RUNNING and not already_asked:
+            elif job.status == JobStatus.RUNNING and job.cancel_requested_at is not None and not already_asked:
                 asked += 1  # it stops between two chunks, keeping its partial output
             else:
                 skipped += 1  # already finished, or already asked to stop: nothing changed

@@ -257,3 +257,27 @@ def test_a_non_staff_user_gets_nothing_from_the_admin(client, owner, echo_model)
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
+
+
+def test_cancel_counts_what_it_did_not_what_the_selection_read(rf, operator, owner, echo_model):
+    from django.contrib import admin
+    from django.contrib.messages import get_messages
+    from django.contrib.messages.storage.fallback import FallbackStorage
+
+    ended = job_submit(user=owner, model=echo_model, input=chat("about to end"))
+    started = job_submit(user=owner, model=echo_model, input=chat("about to start"))
+    selection = list(Job.objects.filter(id__in=[ended.id, started.id]))  # both read as queued
+    # Before the action reaches them, a worker finishes one and starts the other.
+    Job.objects.filter(id=ended.id).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+    Job.objects.filter(id=started.id).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now(), worker="w@host")
+    request = rf.post(CHANGELIST)
+    request.user, request.session = operator, {}
+    request._messages = FallbackStorage(request)
+
+    admin.site._registry[Job].cancel_jobs(request, selection)
+
+    assert [str(message) for message in get_messages(request)] == [
+        "Canceled 0 job(s). Asked 1 running job(s) to stop. Skipped 1 job(s) that had already finished or been asked "
+        "to stop."
+    ]
+    assert list(AuditEntry.objects.filter(action="job.cancel").values_list("target_id", flat=True)) == [str(started.id)]
