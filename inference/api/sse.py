@@ -131,7 +131,12 @@ async def _refusal(request: HttpRequest, job_id: str, after: int | None) -> tupl
     if user is None:
         message = "The API key is invalid or revoked." if problem == "invalid_api_key" else "Authentication required."
         return None, _error(401, problem, message)
-    limit, wait = await run_db(_count_read, user)
+    try:
+        limit, wait = await run_db(_count_read, user)
+    except streams.REDIS_UNREACHABLE:
+        # Uncounted rather than refused: the stream that follows ends with its comment, and the
+        # client comes back (a 5xx would stop a browser's EventSource for good).
+        limit, wait = None, None
     if wait is not None:
         response = _error(429, "rate_limited", f"Your plan allows {limit} reads per minute.")
         response["Retry-After"] = str(max(1, math.ceil(wait)))
