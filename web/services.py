@@ -44,13 +44,15 @@ def _context(conversation: Conversation) -> list[dict[str, str]]:
     return sent
 
 
-def _submit_answer(*, conversation: Conversation) -> Message:
+def _submit_answer(*, conversation: Conversation, replacing: Job | None = None) -> Message:
     job_input: dict = {"messages": _context(conversation)}
     if conversation.temperature is not None:
         job_input["temperature"] = conversation.temperature
     if conversation.max_tokens is not None:
         job_input["max_tokens"] = conversation.max_tokens
-    job = job_create(user=conversation.owner, model=conversation.model, input=job_input, client=JobClient.WEB)
+    job = job_create(
+        user=conversation.owner, model=conversation.model, input=job_input, client=JobClient.WEB, replacing=replacing
+    )
     return Message.objects.create(conversation=conversation, role=Role.ASSISTANT, job=job)
 
 
@@ -89,8 +91,9 @@ def message_send(
 def answer_regenerate(*, conversation: Conversation) -> Message:
     """Replace the last answer with a new job (the old job stays in history).
 
-    The old answer's job is stopped only once the new one is admitted and committed: a cancel
-    reaches the worker through Redis, which a refused regenerate could not roll back.
+    The new job takes the old one's place against the user's limits (a user at their limit can
+    still regenerate), and the old job is stopped only once the new one is admitted and committed:
+    a cancel reaches the worker through Redis, which a refused regenerate could not roll back.
     """
     last = conversation.messages.select_related("job").last()
     replaced = None
@@ -99,7 +102,7 @@ def answer_regenerate(*, conversation: Conversation) -> Message:
             replaced = last.job
         last.delete()
     conversation.save()  # bumps updated_at
-    answer = _submit_answer(conversation=conversation)
+    answer = _submit_answer(conversation=conversation, replacing=replaced)
     if replaced is not None:
         transaction.on_commit(lambda: job_cancel(job=replaced))
     return answer

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -90,13 +91,14 @@ def _check_concurrency(limits: Limits, active_jobs: int) -> None:
         )
 
 
-def _check_tokens(user: User, limits: Limits, job: Job) -> None:
+def _check_tokens(user: User, limits: Limits, job: Job, freed: _Freed) -> None:
     """Refuse the job if its reservation does not fit in the day, saying what would make it fit:
     a smaller job (it can never fit), the other jobs ending (soon), or tomorrow."""
     allowed = limits.tokens_per_day
     if allowed is None:
         return
     spent, reserved = tokens_counted_today(user=user)  # `reserved` includes the job just inserted
+    reserved -= freed.tokens
     if spent + reserved <= allowed:
         return
     own = job.reserved_tokens
@@ -149,6 +151,25 @@ def _lock_user_and_count(user: User) -> int:
     return active
 
 
+@dataclass(frozen=True)
+class _Freed:
+    """What the job a new one replaces holds (nothing once it has ended): the new job may use it."""
+
+    jobs: int = 0
+    tokens: int = 0
+
+    @classmethod
+    def by(cls, replacing: Job | None) -> _Freed:
+        if replacing is None:
+            return cls()
+        reserved = (
+            Job.objects.filter(id=replacing.id, status__in=ACTIVE_STATUSES)
+            .values_list("reserved_tokens", flat=True)
+            .first()
+        )
+        return cls() if reserved is None else cls(jobs=1, tokens=reserved)
+
+
 def job_create(
     *,
     user: User,
@@ -157,11 +178,14 @@ def job_create(
     client: str = JobClient.REST,
     idempotency_key: str | None = None,
     webhook: WebhookRequest | None = None,
+    replacing: Job | None = None,
 ) -> Job:
     """Submit a job for an API caller, or raise QuotaExceeded, InvalidInput, Conflict...
 
     A request repeating an earlier Idempotency-Key returns that job (409 if
     the request differs) without counting against concurrency or tokens.
+    `replacing` is a job of the user's that this one takes the place of (a regenerated answer),
+    which the caller cancels once this one is in: it does not count against this one's limits.
     """
     if webhook is not None:
         webhook_check(webhook=webhook)
@@ -170,11 +194,11 @@ def job_create(
     limits = limits_for_user(user=user)
     _check_rate(user, limits)  # counted atomically in Redis: no need to hold the lock for it
     if idempotency_key is None:
-        return _admit(job, user, limits, webhook)
-    return _admit_idempotent(job, user, limits, webhook)
+        return _admit(job, user, limits, webhook, replacing)
+    return _admit_idempotent(job, user, limits, webhook, replacing)
 
 
-def _admit(job: Job, user: User, limits: Limits, webhook: WebhookRequest | None) -> Job:
+def _admit(job: Job, user: User, limits: Limits, webhook: WebhookRequest | None, replacing: Job | None) -> Job:
     """Insert first, then lock and count (the count includes the new job): the INSERT, the lock
     and the count travel in one round trip, the COMMIT in another, and between them Python only
     compares two numbers. Whoever holds the lock counts every job committed before it was
@@ -182,22 +206,27 @@ def _admit(job: Job, user: User, limits: Limits, webhook: WebhookRequest | None)
     """
     with _pipelined(), transaction.atomic():
         job_store(job)
-        _check_concurrency(limits, _lock_user_and_count(user) - 1)
-        _check_tokens(user, limits, job)
+        active_jobs = _lock_user_and_count(user) - 1
+        freed = _Freed.by(replacing)  # read under the lock: it cannot end or start meanwhile unseen
+        _check_concurrency(limits, active_jobs - freed.jobs)
+        _check_tokens(user, limits, job, freed)
         job_webhook_attach(job=job, webhook=webhook, created=True)
     return job
 
 
-def _admit_idempotent(job: Job, user: User, limits: Limits, webhook: WebhookRequest | None) -> Job:
+def _admit_idempotent(
+    job: Job, user: User, limits: Limits, webhook: WebhookRequest | None, replacing: Job | None
+) -> Job:
     # Not pipelined: the INSERT's unique violation (a replay) must surface at the INSERT, not at COMMIT.
     with transaction.atomic():
         active_jobs = _lock_user_and_count(user)
+        freed = _Freed.by(replacing)
         replay = Job.objects.filter(owner=user, idempotency_key=job.idempotency_key).exists()
         if not replay:
-            _check_concurrency(limits, active_jobs)
+            _check_concurrency(limits, active_jobs - freed.jobs)
         job = job_store(job)
         if not replay:
-            _check_tokens(user, limits, job)
+            _check_tokens(user, limits, job, freed)
         job_webhook_attach(job=job, webhook=webhook, created=not replay)
     return job
 

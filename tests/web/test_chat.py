@@ -173,23 +173,43 @@ def test_regenerate_replaces_the_last_answer_with_a_new_job(
     assert Message.objects.count() == 2
 
 
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_regenerate_at_the_concurrency_limit_takes_the_old_answers_place(
+    owner_client, owner, echo_model, django_capture_on_commit_callbacks, status
+):
+    from accounts.models import Plan
+
+    owner.plan = Plan.objects.create(name="one at a time", concurrent_jobs=1, tokens_per_day=1000)
+    owner.save()
+    _start(owner_client, max_tokens="500")  # reserves 503 of the day's 1000: two such jobs would not fit
+    conversation = Conversation.objects.get(owner=owner)
+    old = conversation.messages.last().job_id
+    Job.objects.filter(id=old).update(status=status)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("conversation-regenerate", args=[conversation.id]))
+
+    assert conversation.messages.last().job_id != old
+    assert Job.objects.get(id=old).cancel_requested_at is not None
+
+
 def test_a_refused_regenerate_leaves_the_answer_running(
     owner_client, owner, echo_model, django_capture_on_commit_callbacks
 ):
     from accounts.models import Plan
     from inference import streams
 
+    owner.plan = Plan.objects.create(name="one a minute", requests_per_minute=1)
+    owner.save()
     _start(owner_client)
     conversation = Conversation.objects.get(owner=owner)
     answer = conversation.messages.last()
     Job.objects.filter(id=answer.job_id).update(status="running")  # a worker is writing it
-    owner.plan = Plan.objects.create(name="one at a time", concurrent_jobs=1)
-    owner.save()
 
     with django_capture_on_commit_callbacks(execute=True):
         response = owner_client.post(reverse("conversation-regenerate", args=[conversation.id]), follow=True)
 
-    assert "jobs queued or running at once" in response.text
+    assert "job requests per minute" in response.text
     job = Job.objects.get(id=answer.job_id)
     assert (job.status, job.cancel_requested_at) == ("running", None)
     assert not streams.cancel_requested(job.id), "the worker must not be told to stop"
