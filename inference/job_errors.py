@@ -8,7 +8,18 @@ what has no reader in particular (the event log, webhooks) says the sentence.
 
 from __future__ import annotations
 
-OPERATOR_ONLY_ERROR_CODES = frozenset({"model_unavailable", "generation_failed", "upstream_auth_failed"})
+# Their messages quote server paths, or what an upstream model server answered us (its account's
+# ids, a proxy's error page): for operators, who can act on them.
+OPERATOR_ONLY_ERROR_CODES = frozenset(
+    {
+        "model_unavailable",
+        "generation_failed",
+        "upstream_auth_failed",
+        "upstream_rate_limited",
+        "upstream_unavailable",
+        "upstream_error",
+    }
+)
 UNAVAILABLE_MESSAGE = (
     "This model cannot answer right now because of a problem on our side; the operators can see the details. "
     "Try again later, or pick another model."

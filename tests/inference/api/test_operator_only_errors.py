@@ -51,6 +51,25 @@ def test_the_owner_reads_a_plain_sentence_everywhere(live_server_url, owner_key,
     assert _payload(broken_job, "completed")["data"]["error"]["message"] == UNAVAILABLE_MESSAGE
 
 
+@pytest.mark.parametrize(
+    ("code", "upstream_said"),
+    [
+        ("upstream_rate_limited", "The model server is rate limiting us: Rate limit reached in organization org-8Xq"),
+        ("upstream_unavailable", "The model server failed (502): <html>gateway gw-3.internal.example</html>"),
+        ("upstream_error", "The model server failed mid-stream: worker node-17 out of memory"),
+    ],
+)
+def test_what_an_upstream_server_answered_us_is_for_operators(
+    live_server_url, owner, owner_key, echo_model, code, upstream_said
+):
+    job = _fail(job_submit(user=owner, model="echo", input=CHAT), code, upstream_said)
+
+    with api(live_server_url, owner_key) as client:
+        error = client.get(f"/api/v1/jobs/{job.id}").json()["error"]
+
+    assert error == {"code": code, "message": UNAVAILABLE_MESSAGE}
+
+
 def test_staff_read_the_stored_error_through_the_api(live_server_url, owner, owner_key, broken_job):
     owner.is_staff = True
     owner.save(update_fields=["is_staff"])
