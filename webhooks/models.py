@@ -74,7 +74,10 @@ class WebhookDelivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # a retry's scheduled time, shown to users
+    # While pending: when its current attempt's message is due (sent now, or a retry's countdown).
+    # A delivery long past it lost that message; the resend sweep sends it again.
+    due_at = models.DateTimeField(null=True, blank=True, editable=False)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -84,7 +87,7 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["owner", "-created_at"], name="delivery_owner_recent"),
             # The resend sweep's search for overdue deliveries: only the few pending ones.
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["due_at"],
                 condition=models.Q(status="pending"),
                 name="delivery_pending_due",
             ),

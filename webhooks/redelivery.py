@@ -20,7 +20,7 @@ def webhook_redeliver(*, delivery: WebhookDelivery) -> bool:
         reopened = (
             WebhookDelivery.objects.filter(id=delivery.id)
             .exclude(status=DeliveryStatus.PENDING)
-            .update(status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), delivered_at=None)
+            .update(status=DeliveryStatus.PENDING, next_attempt_at=None, due_at=timezone.now(), delivered_at=None)
         )
         if reopened:
             attempt = WebhookDelivery.objects.filter(id=delivery.id).values_list(F("attempts") + 1, flat=True).get()

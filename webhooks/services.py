@@ -161,7 +161,7 @@ def _delivery_create(hook: JobWebhook, job: Job, kind: str) -> None:
                 "owner_id": job.owner_id,
                 "url": hook.url,
                 "payload": _payload(job, kind),
-                "next_attempt_at": timezone.now(),
+                "due_at": timezone.now(),
             },
         )
         if created:
@@ -187,13 +187,18 @@ def deliveries_resend_overdue(*, limit: int = 500) -> int:
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.WEBHOOK_RESEND_AFTER_SECONDS)
-    overdue = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lt=cutoff)
+    overdue = WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, due_at__lt=cutoff)
     resent = 0
-    for delivery_id, attempts, due in overdue.values_list("id", "attempts", "next_attempt_at")[:limit]:
+    for delivery_id, attempts, due in overdue.values_list("id", "attempts", "due_at")[:limit]:
+        mine = WebhookDelivery.objects.filter(id=delivery_id, attempts=attempts, due_at=due)
+        if attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            # Its last attempt was claimed and never logged: the worker making it was lost.
+            mine.update(
+                status=DeliveryStatus.FAILED, due_at=None, last_error=f"the worker making attempt {attempts} was lost"
+            )
+            continue
         # Claim the resend, so a second sweep running beside this one does not send it too.
-        if WebhookDelivery.objects.filter(id=delivery_id, attempts=attempts, next_attempt_at=due).update(
-            next_attempt_at=now
-        ):
+        if mine.update(due_at=now):
             logger.warning("webhook delivery %s: attempt %d was overdue, sending it again", delivery_id, attempts + 1)
             delivery_enqueue(delivery_id=delivery_id, attempt=attempts + 1)
             resent += 1
@@ -226,7 +231,7 @@ def webhook_deliver(*, delivery_id: Any, attempt: int | None = None) -> str | No
     # Claim this attempt: a duplicated task message must not send it twice. Should this worker die
     # before the attempt is logged, the sweep finds it overdue from now and sends the next one.
     claimed = WebhookDelivery.objects.filter(id=delivery.id, attempts=delivery.attempts)
-    if not claimed.update(attempts=number, next_attempt_at=timezone.now()):
+    if not claimed.update(attempts=number, next_attempt_at=None, due_at=timezone.now()):
         return None
     started = timezone.now()
     clock = time.monotonic()
@@ -240,14 +245,20 @@ def webhook_deliver(*, delivery_id: Any, attempt: int | None = None) -> str | No
         error=error[:500],
         response_excerpt=excerpt,
     )
-    fields: dict[str, Any] = {"last_status_code": status_code, "last_error": error[:500], "next_attempt_at": None}
+    fields: dict[str, Any] = {
+        "last_status_code": status_code,
+        "last_error": error[:500],
+        "next_attempt_at": None,
+        "due_at": None,
+    }
     if status_code is not None and 200 <= status_code < 300:
         fields.update(status=DeliveryStatus.SUCCEEDED, delivered_at=timezone.now())
     elif not retryable or number >= settings.WEBHOOK_MAX_ATTEMPTS:
         fields.update(status=DeliveryStatus.FAILED)
     else:
         delay = retry_delay(number)
-        fields.update(next_attempt_at=timezone.now() + timedelta(seconds=delay))
+        retry_at = timezone.now() + timedelta(seconds=delay)
+        fields.update(next_attempt_at=retry_at, due_at=retry_at)
     WebhookDelivery.objects.filter(id=delivery.id).update(**fields)
     if fields["next_attempt_at"] is not None:
         delivery_enqueue(delivery_id=delivery.id, attempt=number + 1, countdown=delay)

@@ -159,6 +159,9 @@ def test_the_detail_page_shows_the_jobs_webhook_and_each_delivery(owner_client, 
     assert "delivered" in first
     assert "timed out after 10 s" in second
     assert "next try" in second
+    _delivery(job, "output", status=DeliveryStatus.PENDING, attempts=1, due_at=now)  # its attempt under way
+    page = owner_client.get(reverse("job", args=[job.id])).text
+    assert "sending" in page[page.index("job.output") :]
     assert f"/api/v1/webhooks/deliveries?job={job.id}" in page
 
 

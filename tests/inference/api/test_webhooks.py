@@ -194,7 +194,7 @@ def _lost_delivery(owner, url: str, *, due_seconds_ago: float) -> WebhookDeliver
         event="completed",
         url=url,
         payload={"type": "job.completed", "data": {"id": str(job.id)}},
-        next_attempt_at=timezone.now() - timedelta(seconds=due_seconds_ago),
+        due_at=timezone.now() - timedelta(seconds=due_seconds_ago),
     )
 
 
@@ -232,6 +232,7 @@ def test_a_duplicated_or_late_message_never_makes_an_attempt_twice(owner, echo_m
     assert len(receiver.received) == 2
 
     assert webhook_redeliver(delivery=delivery)
+    assert (delivery.next_attempt_at, delivery.due_at is not None) == (None, True)  # "sending", not a retry time
     assert webhook_deliver(delivery_id=delivery.id, attempt=2) is None, "a message from before the redelivery"
     assert webhook_deliver(delivery_id=delivery.id, attempt=3) == DeliveryStatus.SUCCEEDED
     assert len(receiver.received) == 3
@@ -240,6 +241,19 @@ def test_a_duplicated_or_late_message_never_makes_an_attempt_twice(owner, echo_m
         (2, 200),
         (3, 200),
     ]
+
+
+@pytest.mark.django_db
+def test_a_delivery_whose_last_attempt_was_lost_fails_instead_of_going_past_the_limit(owner, echo_model, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    lost = _lost_delivery(owner, "https://example.com/hook", due_seconds_ago=settings.WEBHOOK_RESEND_AFTER_SECONDS + 5)
+    WebhookDelivery.objects.filter(id=lost.id).update(attempts=3)  # claimed, then its worker died
+
+    assert deliveries_resend_overdue() == 0
+
+    lost.refresh_from_db()
+    assert (lost.status, lost.attempts) == (DeliveryStatus.FAILED, 3)
+    assert lost.last_error == "the worker making attempt 3 was lost"
 
 
 def _seconds_between(first: str, second: str) -> float:
