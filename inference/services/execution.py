@@ -17,7 +17,7 @@ from inference.loaded_models import backend_for
 from inference.log_writer import JobLog
 from inference.models import Job, JobStatus, Task
 from inference.services.events import visible_text
-from inference.services.jobs import Usage, job_finish, job_mark_first_token, job_start
+from inference.services.jobs import Usage, estimate_tokens, job_finish, job_mark_first_token, job_start
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,14 @@ class _Progress:
         generated = "".join(self.tokens)
         return self.shown if self.shown.startswith(generated) else generated
 
+    @property
+    def completion_tokens(self) -> int:
+        """The tokens of `text`: counted as generated, or, when it is the words of an attempt that
+        died (its count died with it), estimated."""
+        if len(self.shown) > len("".join(self.tokens)) and self.text == self.shown:
+            return max(len(self.tokens), estimate_tokens(self.shown))
+        return len(self.tokens)
+
 
 class _Interrupted(Exception):
     """The attempt lost its lease or the log fenced it out: another attempt owns the job."""
@@ -101,7 +109,7 @@ def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
         usage = Usage(prompt_tokens=backend.count_tokens(backend.prompt_text(job.input)))
         if job.task in (Task.CHAT, Task.COMPLETION):
             text = _generate(job, backend, lease, progress, usage.prompt_tokens)
-            usage = Usage(usage.prompt_tokens, completion_tokens=len(progress.tokens))
+            usage = Usage(usage.prompt_tokens, completion_tokens=progress.completion_tokens)
             status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
             return {"status": status, "usage": usage, "output_text": text}
         return {"status": JobStatus.SUCCEEDED, "usage": usage, "output_json": _compute(job, backend)}
@@ -117,20 +125,20 @@ def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
         code, message = "backend_error", f"The model backend failed: {exc.__class__.__name__}."
     return {
         "status": JobStatus.FAILED,
-        "usage": _spent(usage, progress.tokens),
+        "usage": _spent(usage, progress),
         "output_text": progress.text,
         "error_code": code,
         "error_message": message,
     }
 
 
-def _spent(usage: Usage, partial: list[str]) -> Usage:
-    """What a failed attempt costs its owner: the tokens it produced and, once it produced any, the
-    prompt it read. A prompt refused as too long, or a model that failed before its first token,
-    gave the user nothing and takes nothing from their day's tokens."""
-    if not partial:
+def _spent(usage: Usage, progress: _Progress) -> Usage:
+    """What a failed attempt costs its owner: the tokens of the answer it leaves and, once there is
+    any, the prompt it read. A prompt refused as too long, or a model that failed before its first
+    token, gave the user nothing and takes nothing from their day's tokens."""
+    if not progress.text:
         return Usage()
-    return Usage(usage.prompt_tokens, completion_tokens=len(partial))
+    return Usage(usage.prompt_tokens, completion_tokens=progress.completion_tokens)
 
 
 def _generate(job: Job, backend: Backend, lease: Lease, progress: _Progress, prompt_tokens: int) -> str:

@@ -63,6 +63,7 @@ def test_a_retry_canceled_while_catching_up_keeps_what_watchers_saw(start_worker
 
     assert job.status == JobStatus.CANCELED
     assert job.output_text == shown
+    assert job.completion_tokens >= SHOWN_TOKENS, "the answer's words count, not only those this attempt remade"
     events = streams.read_events(job.id)
     assert not [e for e in events if e.data.get("restart")], "nothing was taken back"
     assert visible_text(events) == job.output_text
@@ -77,4 +78,5 @@ def test_a_retry_failing_while_catching_up_keeps_what_watchers_saw(start_worker,
 
     assert (job.status, job.error_code) == (JobStatus.FAILED, "generation_failed")
     assert job.output_text == shown
+    assert job.completion_tokens >= SHOWN_TOKENS
     assert visible_text(streams.read_events(job.id)) == job.output_text
