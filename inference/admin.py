@@ -177,7 +177,7 @@ class JobAdmin(admin.ModelAdmin):
     # No date hierarchy and no list of owners: each read every job on every page load (0.3-0.6 s at a
     # million jobs). "Created" filters by date; an owner's name in the list filters by them.
     list_filter = ("status", "model", "client", "task", "created_at")
-    search_fields = ("=id", "owner__username", "input", "error_code")
+    search_fields = ("=id", "owner__username", "input_text", "error_code")
     list_select_related = ("owner", "model")
     actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
     change_form_template = "admin/inference/job/change_form.html"

@@ -93,6 +93,9 @@ class Job(models.Model):
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
 
     input = models.JSONField()
+    # The input's own words (messages, prompt, texts, labels), one per line: what a search looks in,
+    # rather than the JSON around them (keys such as "role", escapes, numbers).
+    input_text = models.TextField(blank=True, default="", editable=False)
     output_text = models.TextField(blank=True)
     output_json = OutputJSONField(null=True, blank=True)
     error_code = models.CharField(max_length=50, blank=True)

@@ -7,8 +7,7 @@ import uuid
 from datetime import date
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import Q, QuerySet
 from django.http import Http404
 from redis.exceptions import RedisError
 
@@ -91,9 +90,7 @@ def jobs_search(
     """The user's jobs, newest first, narrowed by words in the input or output, model, status and dates."""
     jobs = jobs_for_user(user=user)
     if query:
-        jobs = jobs.annotate(input_text=Cast("input", TextField())).filter(
-            Q(input_text__icontains=query) | Q(output_text__icontains=query)
-        )
+        jobs = jobs.filter(Q(input_text__icontains=query) | Q(output_text__icontains=query))
     if model:
         jobs = jobs.filter(model__slug=model)
     if status:

@@ -6,7 +6,6 @@ canceling are plain DRF views.
 
 from __future__ import annotations
 
-from django.db.models import Q
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -141,7 +140,7 @@ class JobListCreateView(AsyncAPIView):
         if params.get("created_before"):
             jobs = jobs.filter(created_at__lt=params["created_before"])
         if params.get("q"):
-            jobs = jobs.filter(Q(input__icontains=params["q"]))
+            jobs = jobs.filter(input_text__icontains=params["q"])
         result = page(jobs, cursor=params.get("cursor"), limit=params["limit"], scope="jobs")
         return Response(
             {

@@ -59,17 +59,19 @@ def model_limits(model: AIModel) -> ModelLimits:
 CHARS_PER_TOKEN_ESTIMATE = 4
 
 
+def input_texts(job_input: dict[str, Any]) -> list[str]:
+    """The texts a validated input gives its model: messages, a prompt, or texts and labels."""
+    if "messages" in job_input:
+        return [message["content"] for message in job_input["messages"]]
+    if "prompt" in job_input:
+        return [job_input["prompt"]]
+    texts = job_input["input"]
+    return [texts, *job_input.get("labels", [])] if isinstance(texts, str) else [*texts, *job_input.get("labels", [])]
+
+
 def token_reservation(job_input: dict[str, Any]) -> int:
     """The tokens a job may spend: its prompt text, estimated, plus its max_tokens (at least 1)."""
-    if "messages" in job_input:
-        texts = [message["content"] for message in job_input["messages"]]
-    elif "prompt" in job_input:
-        texts = [job_input["prompt"]]
-    else:
-        texts = job_input["input"]
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        texts += job_input.get("labels", [])
-    prompt = math.ceil(sum(len(text) for text in texts) / CHARS_PER_TOKEN_ESTIMATE)
+    prompt = math.ceil(sum(len(text) for text in input_texts(job_input)) / CHARS_PER_TOKEN_ESTIMATE)
     return max(1, prompt + job_input.get("max_tokens", 0))
 
 
@@ -117,6 +119,7 @@ def job_build(
         task=model.task,
         client=client,
         input=validated,
+        input_text="\n".join(input_texts(validated)),
         reserved_tokens=token_reservation(validated),
         max_attempts=settings.JOB_MAX_ATTEMPTS,
         idempotency_key=idempotency_key,

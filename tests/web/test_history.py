@@ -17,6 +17,7 @@ def _job(owner, model, text, **fields):
         model=model,
         task="chat",
         input={"messages": [{"role": "user", "content": text}]},
+        input_text=text,  # as job_build sets it
         deadline_at=now + timedelta(hours=1),
         **fields,
     )
@@ -39,6 +40,7 @@ def test_history_lists_every_client_and_filters(owner_client, owner, outsider, e
     page = owner_client.get(reverse("history"), {"q": "BANANAS"}).text
     assert "bananas" in page
     assert "apples" not in page
+    assert "No jobs match" in owner_client.get(reverse("history"), {"q": "role"}).text  # a key of the input's JSON
     page = owner_client.get(reverse("history"), {"status": "succeeded"}).text
     assert "apples" in page
     assert "bananas" not in page

@@ -171,6 +171,18 @@ def test_it_filters_jobs_by_status_model_time_and_text(live_server_url, owner_ke
     assert ids(created_before=pears.created_at.isoformat()) == {str(apples.id)}
 
 
+def test_text_search_looks_in_what_was_said_not_in_the_json_around_it(live_server_url, owner_key, owner, idle_model):
+    said = 'She said "café", then\nleft'
+    job = job_submit(user=owner, model="idle", input={"messages": [{"role": "user", "content": said}]})
+
+    def found(q: str) -> bool:
+        with api(live_server_url, owner_key) as client:
+            return [item["id"] for item in client.get("/api/v1/jobs", params={"q": q}).json()["data"]] == [str(job.id)]
+
+    assert all(found(q) for q in ('"café"', "CAFÉ", "then\nleft"))  # quotes, accents, lines as typed
+    assert not any(found(q) for q in ("role", "messages", "seed", "max_tokens", "user"))  # keys and the role
+
+
 @pytest.mark.parametrize(
     ("params", "code", "message"),
     [
