@@ -168,8 +168,9 @@ class ApiKeyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ("prefix", "name", "user", "state", "created_at", "last_used_at")
     list_filter = (KeyStateFilter, "revoked_at")
     search_fields = ("prefix", "name", "user__username", "user__email")
-    readonly_fields = ("prefix", "created_at", "last_used_at")
-    raw_id_fields = ("user",)
+    # A key's owner and revocation change only through "Revoke selected keys" (api_key_revoke), which
+    # also closes the sockets the key holds: editing revoked_at by hand would skip that, or un-revoke it.
+    readonly_fields = ("prefix", "user", "revoked_at", "created_at", "last_used_at")
     actions = ["revoke_keys"]
 
     @admin.display(description="State", ordering="revoked_at")

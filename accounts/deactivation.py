@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
+from accounts.signals import access_revoked
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ def user_disable(*, user: User) -> UserDisabled:
 
     User.objects.filter(pk=user.pk).update(is_active=False)
     user.is_active = False
+    user_id = user.pk
+    transaction.on_commit(lambda: access_revoked.send(sender=User, user_id=user_id, key_prefix=None), robust=True)
     keys_revoked = ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
     jobs = Job.objects.filter(owner=user, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
     canceled = 0

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
+from accounts.signals import access_revoked
 from inference.precompiled import PrecompiledLookup
 
 KEY_SCHEME = "djn"
@@ -48,12 +49,25 @@ def api_key_create(*, user: User, name: str = "") -> IssuedApiKey:
 _api_key_by_prefix = PrecompiledLookup(lambda prefix: ApiKey.objects.select_related("user__plan").filter(prefix=prefix))
 
 
-def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
-    """The active key matching `plaintext`, or None. Malformed keys are just None."""
+def _key_parts(plaintext: str) -> tuple[str, str] | None:
+    """(prefix, secret) of a key as issued, `djn_<prefix>_<secret>`; None when it is not one."""
     scheme, _, rest = plaintext.partition("_")
     prefix, _, secret = rest.partition("_")
-    if scheme != KEY_SCHEME or not prefix or not secret:
+    return (prefix, secret) if scheme == KEY_SCHEME and prefix and secret else None
+
+
+def api_key_prefix(plaintext: str) -> str | None:
+    """The prefix naming the key `plaintext` claims to be (unchecked), None when it is not a key."""
+    parts = _key_parts(plaintext)
+    return parts[0] if parts else None
+
+
+def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
+    """The active key matching `plaintext`, or None. Malformed keys are just None."""
+    parts = _key_parts(plaintext)
+    if parts is None:
         return None
+    prefix, secret = parts
     api_key = _api_key_by_prefix(prefix)
     if api_key is None:
         # Spend the same hash-and-compare time as a real miss would.
@@ -69,7 +83,11 @@ def api_key_authenticate(*, plaintext: str) -> ApiKey | None:
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke a key at once; revoking twice keeps the first time."""
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Revoke a key at once, sockets it holds open included; revoking twice keeps the first time."""
+    if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        user_id, prefix = api_key.user_id, api_key.prefix
+        transaction.on_commit(
+            lambda: access_revoked.send(sender=ApiKey, user_id=user_id, key_prefix=prefix), robust=True
+        )
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key

@@ -14,7 +14,7 @@ from django.contrib.auth.models import AnonymousUser
 
 from accounts.authentication import bearer_token
 from accounts.models import User
-from accounts.services import api_key_authenticate
+from accounts.services import api_key_authenticate, api_key_prefix
 
 # Where the middleware leaves a handshake's API key for `scope_user`.
 API_KEY_TOKEN = "djinn_api_key_token"
@@ -41,6 +41,12 @@ class ApiKeyOrSessionAuthMiddleware:
         # The key is checked by the consumer, in the database call it makes anyway (its job's
         # lookup): a handshake crossed to the database threads twice, once here and once there.
         return await self.inner({**scope, "user": None, API_KEY_TOKEN: bearer_token(header) or ""}, receive, send)
+
+
+def scope_key_prefix(scope) -> str | None:
+    """The prefix of the API key a websocket's handshake carried; None for a browser session."""
+    token = scope.get(API_KEY_TOKEN)
+    return api_key_prefix(token) if token else None
 
 
 def scope_user(scope) -> User | AnonymousUser:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,7 +20,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from accounts.websocket_auth import scope_user
+from accounts.websocket_auth import scope_key_prefix, scope_user
 from inference import json_codec, streams
 from inference.db_threads import run_db
 from inference.errors import NotFound
@@ -38,6 +39,8 @@ CLOSE_TOO_MANY_SOCKETS = 4429  # settings.WEBSOCKETS_PER_USER (daphne sends no c
 CLOSE_INTERNAL_ERROR = 4500  # Channels allows only 1000 and 3000-4999
 CLOSE_UNAVAILABLE = 4503  # Redis, where the events are, cannot be reached: reconnect with after=N
 FEED_READ_AGAIN_SECONDS = 15
+# Revocations are stamped by the process that made them: clocks of two hosts may differ this much.
+REVOCATION_CLOCK_SLACK_SECONDS = 5
 # What a send to a client that has just left raises: daphne passes on autobahn's Disconnected;
 # the ASGI spec (2.4) asks servers for an OSError.
 CLIENT_GONE = (Disconnected, OSError)
@@ -225,6 +228,7 @@ class UserJobsConsumer(EventLoopConsumer):
     follower: asyncio.Task | None = None
 
     async def connect(self):
+        self.handshake_at = time.time()
         user = await run_db(scope_user, self.scope)
         after = _parse_feed_position(self.scope)
         # Without a position, where the feed stands before the handshake completes: a tab that
@@ -242,7 +246,15 @@ class UserJobsConsumer(EventLoopConsumer):
             await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
         self.user_id = user.pk
+        self.key_prefix = scope_key_prefix(self.scope)
         self.follower = asyncio.create_task(self._follow(after))
+
+    def _revoked_by(self, change: dict[str, Any]) -> bool:
+        """Whether a revocation in the feed takes this socket's credential: one made after its handshake
+        (a page resuming from an older position must not be closed by what came before it), for its key
+        or for all the user's."""
+        recent = change.get("at", 0) >= self.handshake_at - REVOCATION_CLOCK_SLACK_SECONDS
+        return recent and change[streams.REVOKED] in (streams.EVERY_CREDENTIAL, self.key_prefix)
 
     async def _follow(self, last_id: str) -> None:
         try:
@@ -252,6 +264,11 @@ class UserJobsConsumer(EventLoopConsumer):
                 while True:
                     for entry_id, change in await streams.aread_user_changes(self.user_id, last_id):
                         last_id = entry_id
+                        if streams.REVOKED in change:  # inference/revocation.py
+                            if self._revoked_by(change):
+                                await self.close(code=CLOSE_UNAUTHENTICATED)
+                                return
+                            continue
                         message = json_codec.dumps({"type": "job", **change, "position": entry_id})
                         if not await self.send_to_client(message):
                             return

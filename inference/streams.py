@@ -274,6 +274,19 @@ def _notify_user(pipe, user_id: Any, change: dict[str, Any]) -> None:
     pipe.publish(key, FEED_GREW)  # wakes the user's tabs, which read the feed by position (log_tail.py)
 
 
+# A feed entry saying a credential of the user was revoked: its key prefix, or this for all of them,
+# and when (`at`, epoch seconds).
+REVOKED = "revoked"
+EVERY_CREDENTIAL = "*"
+
+
+def announce_access_revoked(user_id: Any, key_prefix: str | None) -> None:
+    """Tell the user's open feeds that a key (None: every credential) was revoked: those it opened close."""
+    pipe = redis_client().pipeline(transaction=False)
+    _notify_user(pipe, user_id, {REVOKED: key_prefix or EVERY_CREDENTIAL, "at": time.time()})
+    pipe.execute()
+
+
 def append_event_notifying(
     job_id: Any, attempt: int, event_type: str, data: dict[str, Any], *, owner_id: Any, change: dict[str, Any]
 ) -> None:

@@ -107,6 +107,9 @@ def test_revoking_keys_is_audited(operator_client, operator, owner):
     active_list = operator_client.get("/admin/accounts/apikey/", {"state": "active"}).content.decode()
     assert '<td class="field-state">Active</td>' in active_list
     assert key.prefix not in active_list
+    # Revoked only through the action, which also closes its sockets: the form cannot un-revoke it.
+    form = operator_client.get(f"/admin/accounts/apikey/{key.pk}/change/").content.decode()
+    assert 'name="revoked_at' not in form
 
 
 def test_redelivering_a_failed_webhook_reopens_it_and_is_audited(operator_client, owner, echo_model):

@@ -446,3 +446,54 @@ def test_the_user_feed_refuses_a_socket_without_a_valid_key(daphne_server, owner
             closes.append(watch_socket(ws, timeout=10).close_code)
 
     assert closes == [4401, 4401]
+
+
+def _feed(server, key: str):
+    return connect(f"{server.ws_url}/ws/jobs/", additional_headers={"Authorization": f"Bearer {key}"})
+
+
+def _quiet(ws) -> bool:
+    """Open and saying nothing for a second."""
+    try:
+        ws.recv(timeout=1)
+    except TimeoutError:
+        return True
+    return False
+
+
+def test_revoking_a_key_closes_the_feeds_it_opened_and_only_those(daphne_server, owner):
+    from accounts.services import api_key_create, api_key_revoke
+
+    leaked, kept = api_key_create(user=owner, name="leaked"), api_key_create(user=owner, name="laptop")
+    with _feed(daphne_server, leaked.plaintext) as leaked_feed, _feed(daphne_server, kept.plaintext) as kept_feed:
+        assert _quiet(leaked_feed)
+        assert _quiet(kept_feed)
+
+        api_key_revoke(api_key=leaked.api_key)
+
+        closed = watch_socket(leaked_feed, timeout=10)
+        assert _quiet(kept_feed), "another key's feed stays open, and is not told of the revocation"
+
+    assert (closed.events, closed.close_code) == ([], 4401)
+
+
+def test_disabling_a_user_closes_every_feed_they_hold(daphne_server, owner, client):
+    from accounts.deactivation import user_disable
+    from accounts.services import api_key_create
+
+    key = api_key_create(user=owner, name="laptop").plaintext
+    client.force_login(owner)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    origin = {"Origin": f"http://127.0.0.1:{daphne_server.port}"}
+    with (
+        _feed(daphne_server, key) as by_key,
+        connect(f"{daphne_server.ws_url}/ws/jobs/", additional_headers={"Cookie": cookie, **origin}) as by_session,
+    ):
+        assert _quiet(by_key)
+        assert _quiet(by_session)
+
+        user_disable(user=owner)
+
+        closes = [watch_socket(ws, timeout=10).close_code for ws in (by_key, by_session)]
+
+    assert closes == [4401, 4401]
