@@ -27,7 +27,11 @@ function saveProgress(jobId, progress) {
 }
 
 export function forgetProgress(jobId) {
-  sessionStorage.removeItem(storageKey(jobId));
+  try {
+    sessionStorage.removeItem(storageKey(jobId));
+  } catch {
+    /* storage disabled: there is nothing to forget */
+  }
 }
 
 // handlers: onText(text), onStatus(data), onError(data), onDone(data), onConnection(state),
@@ -66,7 +70,8 @@ export function followJob(jobId, handlers) {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(`${scheme}://${location.host}/ws/jobs/${jobId}/?after=${progress.seq}`);
     socket.addEventListener("open", () => {
-      failures = 0;
+      // `failures` is reset by the first event, not here: a server that accepts and then closes
+      // (Redis unreachable, too many sockets) must see this page wait longer each time.
       handlers.onConnection?.("open");
       if (stopWanted) socket.send(JSON.stringify({ type: "cancel" }));
     });
@@ -77,7 +82,9 @@ export function followJob(jobId, handlers) {
       } catch {
         return;
       }
-      if (typeof event.seq === "number") handle(event);
+      if (typeof event.seq !== "number") return;
+      failures = 0;
+      handle(event);
     });
     socket.addEventListener("close", (close) => {
       if (finished) return;
