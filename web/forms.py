@@ -95,6 +95,10 @@ class ChatForm(forms.Form):
         self.fields["model"].queryset = chat_models()
         self.fields["temperature"].widget.attrs.update(step="0.1")
 
+    def clean_content(self) -> str:
+        # Browsers send a textarea's line breaks as CRLF: one character each, as the page counted them.
+        return self.cleaned_data["content"].replace("\r\n", "\n")
+
     def clean(self):
         cleaned = super().clean()
         model: AIModel | None = cleaned.get("model")

@@ -145,7 +145,7 @@ function setUpComposer() {
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      form.requestSubmit();
+      if (!send.disabled) form.requestSubmit(); // Send waits while the message is over the limit
     }
   });
   form.addEventListener("submit", () => {

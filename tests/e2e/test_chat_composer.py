@@ -3,6 +3,7 @@ an answer longer than the window, and an answer with no text."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -49,6 +50,20 @@ def test_a_message_over_the_models_limit_is_counted_not_cut(new_page, db):
 
     message.fill("short")
     expect(counter).to_be_hidden()
+
+
+def test_line_breaks_count_once_as_the_counter_says(new_page, db):
+    _model("echo")
+    page = new_page()
+    sign_up(page, "poet")
+    lines = "abc\n" * 500  # 2,000 characters here; the browser sends each line break as two
+
+    page.get_by_label("Message", exact=True).fill(lines)
+    expect(page.locator("[data-char-count]")).to_have_text("1,999 of 2,000 characters")  # trimmed, as sent
+    page.get_by_role("button", name="Send").click()
+
+    expect(page).to_have_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    assert page.locator(".msg-user").last.inner_text().count("abc") == 500
 
 
 @pytest.mark.worker
