@@ -7,6 +7,7 @@ production must stop the process, not quietly flip a default.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -72,6 +73,8 @@ class EnvReader:
             number = float(value)
         except ValueError:
             raise self._refuse(name, value, "a number") from None
+        if not math.isfinite(number):  # nan passes every range check; inf passes any minimum
+            raise self._refuse(name, value, "a finite number")
         self._check_range(name, value, number, min_value, max_value)
         return number
 

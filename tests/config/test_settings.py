@@ -40,6 +40,9 @@ def _load_settings(**env: str) -> subprocess.CompletedProcess:
         ("DATABASE_URL", "mysql://db/djinn", "DATABASE_URL must be a postgres:// or sqlite:// URL"),
         ("REDIS_URL", "localhost:6379", "REDIS_URL must be a redis://, rediss:// or unix:// URL"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR; got 'LOUD'"),
+        # nan passed every range check, inf any minimum: the reaper then failed on every run.
+        ("JOB_LEASE_SECONDS", "nan", "JOB_LEASE_SECONDS must be a finite number; got 'nan'"),
+        ("JOB_LEASE_SECONDS", "inf", "JOB_LEASE_SECONDS must be a finite number; got 'inf'"),
     ],
 )
 def test_a_malformed_setting_stops_the_process_naming_the_variable(name, value, expected):
