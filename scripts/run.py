@@ -236,9 +236,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
     try:
-        if "REDIS_URL" not in os.environ:
+        # Empty counts as unset, as the settings read it (.env.example has `REDIS_URL=`).
+        if not os.environ.get("REDIS_URL", "").strip():
             env["REDIS_URL"] = start_private_redis(services)
-        say(f"database: {os.environ.get('DATABASE_URL', 'SQLite in .run/djinn.sqlite3')}")
+        say(f"database: {os.environ.get('DATABASE_URL', '').strip() or 'SQLite in .run/djinn.sqlite3'}")
         say(f"redis:    {env['REDIS_URL']}")
         manage("migrate", "--no-input", "-v", "0", env=env)
         manage("registermodels", env=env)
