@@ -52,11 +52,21 @@ const POLL_GIVE_UP_MS = 120_000;
 
 class StillWaiting extends Error {}
 
+// The session ended (a log-out elsewhere, expiry) or the page's CSRF token went stale: Django answered
+// with the log-in page or a 403 page, not JSON. Retrying cannot help; reloading (and logging in) can.
+class PageExpired extends Error {}
+
+async function jsonOf(response) {
+  const isJson = (response.headers.get("Content-Type") || "").startsWith("application/json");
+  if (response.redirected || response.status === 403 || !isJson) throw new PageExpired();
+  return response.json();
+}
+
 async function poll(url) {
   const deadline = Date.now() + POLL_GIVE_UP_MS;
   for (;;) {
     const response = await fetch(url, { headers: { Accept: "application/json" } });
-    const job = await response.json();
+    const job = await jsonOf(response);
     if (job.finished) return job;
     if (Date.now() > deadline) throw new StillWaiting();
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -74,7 +84,7 @@ for (const form of document.querySelectorAll("form[data-playground]")) {
     result.innerHTML = '<p class="generating"><span class="dots" aria-hidden="true"></span> Working…</p>';
     try {
       const response = await fetch(form.action || location.href, { method: "POST", body: new FormData(form) });
-      const body = await response.json();
+      const body = await jsonOf(response);
       if (!response.ok) {
         result.innerHTML = `<p class="error-box" role="alert">${escapeHtml(body.error)}</p>`;
         for (const [name, errors] of Object.entries(body.fields || {})) {
@@ -87,10 +97,16 @@ for (const form of document.querySelectorAll("form[data-playground]")) {
       }
       render(form.dataset.playground, await poll(body.poll), result);
     } catch (error) {
-      result.innerHTML =
-        error instanceof StillWaiting
-          ? '<p class="error-box" role="alert">The job is still waiting for a worker. It will appear in your history when it ends.</p>'
-          : '<p class="error-box" role="alert">Djinn could not be reached. Check your connection and try again.</p>';
+      if (error instanceof PageExpired) {
+        const login = `/login/?next=${encodeURIComponent(location.pathname)}`;
+        result.innerHTML = `<p class="error-box" role="alert">This page has expired: you may have been logged out.
+          <a href="${login}">Log in again</a> and try once more.</p>`;
+      } else {
+        result.innerHTML =
+          error instanceof StillWaiting
+            ? '<p class="error-box" role="alert">The job is still waiting for a worker. It will appear in your history when it ends.</p>'
+            : '<p class="error-box" role="alert">Djinn could not be reached. Check your connection and try again.</p>';
+      }
     } finally {
       button.disabled = false;
     }

@@ -153,3 +153,21 @@ def test_history_shows_a_change_made_before_its_live_socket_was_up(logged_in_pag
     held[0].connect_to_server()  # the socket is up only now
 
     expect(badge).to_have_text("Succeeded")
+
+
+def test_a_playground_whose_session_ended_says_so_and_offers_to_log_in(logged_in_page):
+    AIModel.objects.create(slug="echo-embed", display_name="Echo embeddings", task="embedding", backend="echo")
+    page = logged_in_page
+    page.goto("/playground/embeddings/")
+    page.get_by_label("First text").fill("one")
+    page.get_by_label("Second text").fill("two")
+    page.context.clear_cookies()  # logged out in another tab, or the session expired
+
+    page.get_by_role("button", name="Compare").click()
+
+    result = page.locator("[data-result]")
+    expect(result).to_contain_text("This page has expired: you may have been logged out.")
+    expect(result.get_by_role("link", name="Log in again")).to_have_attribute(
+        "href", "/login/?next=%2Fplayground%2Fembeddings%2F"
+    )
+    assert not Job.objects.exists()
