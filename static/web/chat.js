@@ -47,6 +47,9 @@ function streamAnswer(article) {
   const generating = article.querySelector("[data-generating]");
   const stopButton = article.querySelector("[data-stop]");
   const errorBox = article.querySelector("[data-error]");
+  // The answer grows out of any live region (a reader would hear it again at every delta); a
+  // screen reader hears it once, whole, when it is done.
+  const announcer = article.querySelector("[data-announce]");
   article.classList.add("is-generating");
   article.setAttribute("aria-busy", "true");
   const stopShowingProgress = () => {
@@ -85,10 +88,11 @@ function streamAnswer(article) {
       }
       errorBox.hidden = false;
     },
-    onDone: (data) => {
+    onDone: (data, text) => {
       setStatus(article, data.status);
       article.dataset.finished = "true";
       stopShowingProgress();
+      if (data.status === "succeeded") announcer.textContent = `Answer finished: ${text || "no text."}`;
       if (data.status === "canceled") {
         errorBox.textContent = "Stopped. The answer so far is kept.";
         errorBox.classList.add("notice");

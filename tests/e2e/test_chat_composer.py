@@ -82,6 +82,8 @@ def test_a_long_answer_stays_in_sight_as_it_streams_until_the_reader_scrolls_up(
     assert page.evaluate("scrollY") == 0
 
     expect(answer).to_have_attribute("data-finished", "true", timeout=20_000)
+    announced = answer.locator("[data-announce][role=status]").inner_text()  # heard once, whole, at the end
+    assert announced == f"Answer finished: {answer_text(page)}"
     page.reload()  # back in the conversation: at its newest turn
     expect(last_answer(page)).to_have_attribute("data-finished", "true")
     assert _answer_in_sight(page)
