@@ -13,12 +13,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from accounts.websocket_auth import ApiKeyOrSessionAuthMiddleware  # noqa: E402
-from config import autobahn_debug_lines, twisted_form_parsing  # noqa: E402
+from config import autobahn_close_handshake, autobahn_debug_lines, twisted_form_parsing  # noqa: E402
 from config.asgi_handler import RequestHandler  # noqa: E402
 from config.request_threads import RequestThreads  # noqa: E402
 from inference.routing import websocket_urlpatterns  # noqa: E402
 from ops.websockets import WebsocketCounter  # noqa: E402
 
+autobahn_close_handshake.install()
 autobahn_debug_lines.install()
 twisted_form_parsing.install()
 

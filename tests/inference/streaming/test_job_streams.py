@@ -1,10 +1,14 @@
 """Job streams over real websockets and SSE, from a real daphne, fed by a real worker."""
 
+import asyncio
 import contextlib
 import json
+import os
 import random
 import re
+import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -12,6 +16,7 @@ from functools import partial
 import httpx
 import pytest
 from django.db import connections
+from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -219,6 +224,41 @@ def test_a_stalled_watcher_slows_neither_the_worker_nor_other_watchers(
         wait_for(lambda: _stored(job).is_finished, what="the job to finish while a watcher stalls")
 
     assert live.text == _stored(job).output_text
+
+
+def test_a_watcher_busy_when_the_stream_ends_still_gets_every_event_and_a_clean_close(
+    celery_worker, daphne_server, owner, owner_key, streaming_model
+):
+    # Daphne waited for the client's answer to its close frame only until the next whole second of
+    # the clock (config/autobahn_close_handshake.py), then reset the connection: a client that was
+    # busy then lost the stream's end. This one stops reading for a second and a half after the close.
+    job = _submit(owner)
+
+    def busy_until_a_while_after_the_job_ended() -> None:
+        try:
+            wait_for(lambda: _stored(job).is_finished, what="the job to finish")
+            time.sleep(1.5)  # daphne has sent the rest, then its close frame, which waits here unanswered
+        finally:
+            connections.close_all()
+
+    async def watch_with_a_busy_moment() -> tuple[list[dict], int | None]:
+        headers = {"Authorization": f"Bearer {owner_key}"}
+        async with async_connect(f"{daphne_server.ws_url}/ws/jobs/{job.id}/", additional_headers=headers) as ws:
+            events = [json.loads(await ws.recv())]
+            ws.transport.pause_reading()
+            await asyncio.to_thread(busy_until_a_while_after_the_job_ended)
+            reset = ws.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            assert reset == 0, f"daphne reset the connection while its client was busy: {os.strerror(reset)}"
+            ws.transport.resume_reading()
+            events += [json.loads(message) async for message in ws]
+            return events, ws.close_code
+
+    events, close_code = asyncio.run(watch_with_a_busy_moment())
+
+    assert close_code == 1000
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert events[-1]["type"] == "done"
+    assert "".join(e["data"]["text"] for e in events if e["type"] == "delta") == _stored(job).output_text
 
 
 def test_watchers_leaving_mid_stream_are_no_error(celery_worker, daphne_server, owner, owner_key, streaming_model):
