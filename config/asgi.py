@@ -31,8 +31,9 @@ application = ProtocolTypeRouter(
 )
 
 # The URLconf imports every view module (DRF, the admin, the API schema): loaded now rather than
-# by the first request, it is set aside below with the rest (it was 24,000 objects, 165 ms).
-get_resolver().url_patterns  # noqa: B018
+# by the first request, it is set aside below with the rest (it was 24,000 objects, 165 ms). So is
+# its table for reverse(), which a job's answer needs for its URLs (5 ms of the first submission).
+get_resolver().reverse_dict  # noqa: B018
 
 # What start-up made (Django, its apps, Channels, Twisted) stays for the process's life: set it
 # aside from the cyclic garbage collector, which otherwise walks it at every full collection,
