@@ -223,6 +223,9 @@ def inprocess_generation_rate(tokens: int) -> float:
 class PacedRun(NamedTuple):
     lateness: list[float]  # ms each delta came after its last token's due time, beyond its stream's best
     added_gaps: list[float]  # ms each gap between two deltas grew on the way (arrival gap - production gap)
+    # The same, only the gaps that ended while every stream was between its first and last delta:
+    # what a stream sees among 199 others, without the moments when 200 jobs start or end together.
+    added_gaps_all_streaming: list[float]
     broken: int
     streams: int
     resumed: int
@@ -277,6 +280,8 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
         job_ids = await asyncio.gather(*[submit() for _ in range(streams)])
         lateness: list[float] = []
         added_gaps: list[float] = []
+        gaps_by_arrival: list[tuple[float, float]] = []  # (when the gap ended, its added ms)
+        first_and_last: list[tuple[float, float]] = []  # each stream's first and last delta's arrival
         received: dict[str, tuple[str, list[int]]] = {}
         broken = resumed = 0
         connected = 0
@@ -291,7 +296,7 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
             nonlocal resumed, connected
             from websockets.exceptions import ConnectionClosedError
 
-            seqs, text, offsets, produced, done = [], [], [], 0, False
+            seqs, text, offsets, arrivals, produced, done = [], [], [], [], 0, False
             while not done:
                 async with handshakes:
                     ws = await client.socket(f"/ws/jobs/{job_id}/?after={seqs[-1] if seqs else 0}")
@@ -311,11 +316,14 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
                             produced += len(event["data"]["text"].split())
                             text.append(event["data"]["text"])
                             offsets.append(now - (produced - 1) / PACED_RATE)
+                            arrivals.append(now)
                 except ConnectionClosedError:
                     resumed += 1  # as a real client does: reconnect with after=<last seq seen>
             stream_timing = timing(offsets)
             lateness.extend(stream_timing.lateness)
             added_gaps.extend(stream_timing.added_gaps)
+            gaps_by_arrival.extend(zip(arrivals[1:], stream_timing.added_gaps, strict=True))
+            first_and_last.append((arrivals[0], arrivals[-1]))
             received[job_id] = ("".join(text), seqs)
 
         watchers = [asyncio.create_task(watch(job_id)) for job_id in job_ids]
@@ -330,7 +338,10 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
         async for job in Job.objects.filter(id__in=job_ids).only("id", "output_text"):
             text, seqs = received[str(job.id)]
             broken += not (text == job.output_text and seqs == list(range(1, len(seqs) + 1)))
-        return PacedRun(lateness, added_gaps, broken, len(job_ids), resumed)
+        all_streaming_from = max(first for first, _ in first_and_last)
+        all_streaming_until = min(last for _, last in first_and_last)
+        all_streaming = [gap for ended, gap in gaps_by_arrival if all_streaming_from <= ended <= all_streaming_until]
+        return PacedRun(lateness, added_gaps, all_streaming, broken, len(job_ids), resumed)
     finally:
         for worker in workers:
             worker.stop()
@@ -512,6 +523,15 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "ok": percentile(paced.added_gaps, 99) - percentile(inproc_paced.added_gaps, 99) <= 20,
         },
         {
+            # Where the p99 above comes from: the same gaps without the seconds when the 200 jobs start
+            # and end together (their database writes, handshakes and closes), i.e. while all stream.
+            "metric": f"{paced.streams} streams: added inter-delta p50 / p99 while all stream (ms)",
+            "measured": f"{percentile(paced.added_gaps_all_streaming, 50):.1f} / "
+            f"{percentile(paced.added_gaps_all_streaming, 99):.1f}",
+            "baseline": f"{percentile(inproc_paced.added_gaps, 99):.1f}",
+            "goal": "(reported)",
+        },
+        {
             # Stricter: a stall counts in every delta it delays, not only in the gap where it began.
             "metric": f"{paced.streams} streams x {PACED_RATE} tok/s: delta lateness p50 / p99 (ms)",
             "measured": f"{percentile(paced.lateness, 50):.1f} / {percentile(paced.lateness, 99):.1f}",
@@ -555,6 +575,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "ttft_streamed_submit_ms": summary(added_streamed),
             "lateness_ms": summary(paced.lateness),
             "added_inter_delta_ms": summary(paced.added_gaps),
+            "added_inter_delta_all_streaming_ms": summary(paced.added_gaps_all_streaming),
             "inprocess_lateness_ms": summary(inproc_paced.lateness),
             "inprocess_added_inter_delta_ms": summary(inproc_paced.added_gaps),
         },
