@@ -8,8 +8,8 @@ busy for those few milliseconds (a tab rendering, 200 streams ending together on
 machine) lost the connection with a reset instead of a clean 1000 close; the streaming
 benchmark's clients saw it as a dropped stream and reconnected to read its end again.
 
-`install()` sets the timeout to CLOSE_HANDSHAKE_TIMEOUT_SECONDS, so the wait is at least one
-second less than that, whatever the clock says. A client that never answers is still let go.
+`install()` sets the timeout to CLOSE_HANDSHAKE_TIMEOUT_SECONDS: after the rounding daphne waits
+between that less one second and that. A client that never answers is still let go.
 """
 
 from __future__ import annotations
@@ -21,12 +21,9 @@ def install() -> None:
     from autobahn.websocket.protocol import WebSocketServerFactory
 
     reset = WebSocketServerFactory.resetProtocolOptions
-    if getattr(reset, "djinn_close_handshake", False):
-        return
 
     def reset_protocol_options(factory: WebSocketServerFactory) -> None:
         reset(factory)
         factory.closeHandshakeTimeout = CLOSE_HANDSHAKE_TIMEOUT_SECONDS
 
-    reset_protocol_options.djinn_close_handshake = True
     WebSocketServerFactory.resetProtocolOptions = reset_protocol_options
