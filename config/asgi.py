@@ -13,7 +13,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from accounts.websocket_auth import ApiKeyOrSessionAuthMiddleware  # noqa: E402
-from config import autobahn_close_handshake, autobahn_debug_lines, twisted_form_parsing  # noqa: E402
+from config import (  # noqa: E402
+    autobahn_close_handshake,
+    autobahn_debug_lines,
+    twisted_form_parsing,
+    twisted_write_through,
+)
 from config.asgi_handler import RequestHandler  # noqa: E402
 from config.request_threads import RequestThreads  # noqa: E402
 from inference.routing import websocket_urlpatterns  # noqa: E402
@@ -22,6 +27,7 @@ from ops.websockets import WebsocketCounter  # noqa: E402
 autobahn_close_handshake.install()
 autobahn_debug_lines.install()
 twisted_form_parsing.install()
+twisted_write_through.install()
 
 application = ProtocolTypeRouter(
     {

@@ -1,4 +1,4 @@
-"""Daphne's application module loads what every request needs before it sets start-up aside from the GC."""
+"""Daphne's application module: what it loads and installs before the first request."""
 
 import os
 import subprocess
@@ -18,14 +18,25 @@ print(gc.get_freeze_count(), len(gc.get_objects()))
 """
 
 
-def test_the_urlconf_is_loaded_and_frozen_before_the_first_request():
+def run_fresh(code: str) -> str:
+    """What `code` prints, run by a new Python process (as daphne starts, nothing imported yet)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     environment.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL="sqlite://:memory:")
     result = subprocess.run(
-        [sys.executable, "-c", FIRST_REQUEST], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    frozen, tracked = map(int, result.stdout.split())
+    return result.stdout
+
+
+def test_the_urlconf_is_loaded_and_frozen_before_the_first_request():
+    frozen, tracked = map(int, run_fresh(FIRST_REQUEST).split())
 
     assert frozen > 100_000  # Django, DRF, Channels, Twisted and every view module
     assert tracked < 2_000  # resolving loaded nothing new (the views' modules alone are ~24,000)
+
+
+def test_daphnes_application_makes_its_sockets_write_through():
+    """config/twisted_write_through.py (its behaviour: test_twisted_write_through.py)."""
+    check = "import config.asgi; from twisted.internet import tcp; print(tcp.Connection.write.djinn_write_through)"
+    assert run_fresh(check).strip() == "True"
