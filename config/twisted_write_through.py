@@ -10,7 +10,8 @@ second, each waiting for a turn of the loop that every other socket's work share
 asyncio's selector transport does. Whatever the kernel does not take (a client reading
 slower than it is sent to) goes to Twisted's buffer as before, and from there on Twisted's
 own path sends it, in order, pausing a streaming producer when the buffer fills; a
-connection closing, or already broken, is left to Twisted entirely.
+connection closing, or already broken, or fed by a pull producer (which writes again only
+when Twisted's path has drained the buffer and asks it to), is left to Twisted entirely.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def install() -> None:
             or self._writeDisconnected
             or self._tempDataLen
             or self.offset < len(self.dataBuffer)
+            # A pull producer writes again only when Twisted's path drains the buffer and asks it to.
+            or (self.producer is not None and not self.streamingProducer)
             or not isinstance(data, bytes)  # Twisted's own write refuses it with its error
         ):
             buffered_write(self, data)

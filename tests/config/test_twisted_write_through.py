@@ -10,8 +10,9 @@ import struct
 import time
 
 import pytest
-from twisted.internet import protocol, tcp
+from twisted.internet import interfaces, protocol, tcp
 from twisted.internet.selectreactor import SelectReactor
+from zope.interface import implementer
 
 from config import twisted_write_through
 
@@ -118,3 +119,31 @@ def test_a_closing_connection_sends_what_was_written_before_it_closes(connection
     for _ in range(10):
         reactor.iterate(0.01)
     assert recorder.lost is not None
+
+
+@implementer(interfaces.IPullProducer)
+class Chunks:
+    """A pull producer (as Twisted's FileSender): one chunk each time the connection asks for more."""
+
+    def __init__(self, transport, chunks: list[bytes]):
+        self.transport = transport
+        self.chunks = list(chunks)
+
+    def resumeProducing(self):
+        if self.chunks:
+            self.transport.write(self.chunks.pop(0))
+        else:
+            self.transport.unregisterProducer()
+
+    def stopProducing(self):
+        self.chunks = []
+
+
+def test_a_pull_producer_is_asked_for_each_chunk_as_twisted_asks_it(connection):
+    reactor, transport, _, client = connection
+    chunks = [b"one,", b"two,", b"three"]
+
+    transport.registerProducer(Chunks(transport, chunks), streaming=False)
+
+    assert receive(client, 13, reactor) == b"one,two,three"  # sent at once, it was never asked again
+    assert transport.producer is None
