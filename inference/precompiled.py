@@ -71,6 +71,8 @@ class _Compiled:
     model_fields: slice
     init_list: list[str]
     related_populators: list
+    # What results_iter() works out again at every call: each column's value converters.
+    converters: dict
 
 
 class PrecompiledLookup(Generic[M]):
@@ -96,7 +98,9 @@ class PrecompiledLookup(Generic[M]):
 
     @staticmethod
     def _instance(compiled: _Compiled, rows: list) -> M | None:
-        for row in compiled.compiler.results_iter([rows]):
+        if compiled.converters:
+            rows = compiled.compiler.apply_converters(rows, compiled.converters)
+        for row in rows:
             instance = compiled.compiler.query.model.from_db(
                 compiled.compiler.using, compiled.init_list, row[compiled.model_fields]
             )
@@ -122,6 +126,9 @@ class PrecompiledLookup(Generic[M]):
             raise ValueError("a precompiled lookup filters on its value exactly once")
         select, klass_info = compiler.select, compiler.klass_info
         first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        columns = [column[0] for column in select[: compiler.col_count]]
+        if compiler.has_composite_fields(columns):
+            raise ValueError("a precompiled lookup reads no composite primary key")
         return _Compiled(
             compiler=compiler,
             sql=sql,
@@ -131,6 +138,7 @@ class PrecompiledLookup(Generic[M]):
             model_fields=slice(first, last),
             init_list=[column[0].target.attname for column in select[first:last]],
             related_populators=get_related_populators(klass_info, select, queryset.db),
+            converters=compiler.get_converters(columns),
         )
 
 
