@@ -462,7 +462,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             paced = await paced_streams(client, env, streams, paced_tokens)
         inproc_paced = inprocess_paced_timing(paced_tokens)
 
-        per_socket, baselines = await idle_socket_memory(client, daphne.process.pid, 200 if quick else 500, 4)
+        per_socket, baselines = await idle_socket_memory(client, daphne.process.pid, 200 if quick else 500, 6)
     finally:
         await client.close()
         fast_worker.stop()
@@ -581,8 +581,9 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         {
             "metric": "daphne RSS before each cycle (MiB)",
             "measured": " / ".join(str(b // 1024) for b in baselines),
-            "goal": "flat after cycle 1",
-            "ok": baselines[-1] - baselines[1] <= 0.05 * baselines[1],
+            # The allocator keeps the first cycles' peak (a few MiB, once): a leak grows at every cycle.
+            "goal": "last 3 within 2 %",
+            "ok": max(baselines[-3:]) - min(baselines[-3:]) <= 0.02 * min(baselines[-3:]),
         },
     ]
     report(
