@@ -115,17 +115,28 @@ def _append_first_script():
     return redis_client().register_script(_APPEND_FIRST)
 
 
+def _keys(job_id: Any, *parts: str) -> list[str]:
+    """A job's keys for `parts`, its id made a string once (a delta's append names four: 2 µs a UUID)."""
+    job = f"{settings.REDIS_KEY_PREFIX}:job:{job_id}:"
+    return [job + part for part in parts]
+
+
 def _key(job_id: Any, part: str) -> str:
-    return f"{settings.REDIS_KEY_PREFIX}:job:{job_id}:{part}"
+    return _keys(job_id, part)[0]
 
 
 def log_key(job_id: Any) -> str:
     return _key(job_id, "log")
 
 
-def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], keys: list[str], client=None) -> Any:
-    """Run the append script (on `client`, a pipeline, if given: the reply then comes from `execute(client)`)."""
-    keys = [log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq"), *keys]
+def _append(
+    job_id: Any, attempt: int, event_type: str, data: dict[str, Any], more_keys: tuple[str, ...] = (), client=None
+) -> Any:
+    """Run the append script (on `client`, a pipeline, if given: the reply then comes from `execute(client)`).
+
+    The script's keys are the job's log, fence and sequence, then the job's `more_keys`.
+    """
+    keys = _keys(job_id, "log", "fence", "seq", *more_keys)
     args = [attempt, event_type, json_codec.dumps(data), settings.EVENT_LOG_MAX_EVENTS, settings.EVENT_LOG_TTL_SECONDS]
     if client is not None:
         # By its SHA alone: a Script handed to a pipeline makes redis-py ask SCRIPT EXISTS before
@@ -155,7 +166,7 @@ def execute(pipe) -> list[Any]:
 
 def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> int:
     """Append one event; returns its sequence number, or raises Superseded."""
-    return int(_append(job_id, attempt, event_type, data, []))
+    return int(_append(job_id, attempt, event_type, data))
 
 
 def append_reporting_cancel(pipe, job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
@@ -164,7 +175,7 @@ def append_reporting_cancel(pipe, job_id: Any, attempt: int, event_type: str, da
     The reply (see `appended_reply`) tells a streaming job of a cancel with its next delta, often
     before its process's next poll (cancel_watch.py).
     """
-    _append(job_id, attempt, event_type, data, [_key(job_id, "cancel")], client=pipe)
+    _append(job_id, attempt, event_type, data, ("cancel",), client=pipe)
 
 
 def appended_reply(job_id: Any, attempt: int, reply: Any) -> bool:
@@ -295,7 +306,7 @@ def append_event_notifying(
     Raises Superseded (the owner is told anyway: the status is the database's, not the log's).
     """
     pipe = redis_client().pipeline(transaction=False)
-    _append(job_id, attempt, event_type, data, [], client=pipe)
+    _append(job_id, attempt, event_type, data, client=pipe)
     _notify_user(pipe, owner_id, change)
     appended, *notified = execute(pipe)
     for reply in (appended, *notified):
@@ -313,7 +324,7 @@ def append_first_notifying(
     False, and nothing written, when something came first: a job's `queued` is announced after its
     message is sent, and a worker that started it meanwhile has already said `running`.
     """
-    keys = [log_key(job_id), _key(job_id, "fence"), _key(job_id, "seq"), user_feed_key(owner_id)]
+    keys = [*_keys(job_id, "log", "fence", "seq"), user_feed_key(owner_id)]
     args = [
         attempt,
         event_type,
