@@ -30,7 +30,7 @@ class ProtocolError(Exception):
 
 
 class WebSocketClosed(Exception):
-    """The connection ended without a close frame: a real client reconnects."""
+    """The connection ended other than normally: a real client reconnects."""
 
 
 class HttpError(Exception):
@@ -177,7 +177,10 @@ class WebSocket:
         return first & 0x0F, await self.reader.readexactly(length)
 
     async def recv(self) -> str | None:
-        """The next text message, or None once the server has closed the connection cleanly."""
+        """The next text message, or None once the server has closed the connection normally (1000).
+
+        Any other ending (a close with another code, a dropped connection) raises WebSocketClosed.
+        """
         while True:
             try:
                 opcode, payload = await self._frame()
@@ -190,6 +193,8 @@ class WebSocket:
                 self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 self._send_frame(0x8, payload[:2])
                 self.writer.close()
+                if self.close_code != 1000:
+                    raise WebSocketClosed(f"the server closed the connection with code {self.close_code}")
                 return None
             if opcode == 0x9:
                 self._send_frame(0xA, payload)
