@@ -1,10 +1,6 @@
 """Daphne's application module: what it loads and installs before the first request."""
 
-import os
-import subprocess
-import sys
-
-from tests.support.processes import ROOT
+from tests.support.processes import run_fresh
 
 # What daphne does first (imports config.asgi), then what a first request does (resolves its URL):
 # the objects the cyclic collector tracks afterwards are what a full collection would walk.
@@ -16,17 +12,6 @@ resolve("/api/v1/jobs")
 resolve("/admin/")
 print(gc.get_freeze_count(), len(gc.get_objects()))
 """
-
-
-def run_fresh(code: str) -> str:
-    """What `code` prints, run by a new Python process (as daphne starts, nothing imported yet)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    environment.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL="sqlite://:memory:")
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_the_urlconf_is_loaded_and_frozen_before_the_first_request():

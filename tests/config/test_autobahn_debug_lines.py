@@ -8,7 +8,7 @@ from autobahn import util
 from autobahn.websocket import protocol
 
 from config import autobahn_debug_lines
-from tests.config.test_asgi_startup import run_fresh
+from tests.support.processes import run_fresh
 
 
 @pytest.fixture
