@@ -87,10 +87,7 @@ class LogWriter:
 
     def _write(self, batch: list[tuple[Any, int, str, dict[str, Any], OnReply]]) -> None:
         try:
-            pipe = streams.redis_client().pipeline(transaction=False)
-            for job_id, attempt, event_type, data, _ in batch:
-                streams.append_reporting_cancel(pipe, job_id, attempt, event_type, data)
-            replies = streams.execute(pipe)
+            replies = streams.append_all_reporting_cancel([append for *append, _ in batch])
         except Exception as exc:  # Redis away: every append of this batch failed with it
             replies = [exc] * len(batch)
         for (*_, on_reply), reply in zip(batch, replies, strict=True):
@@ -141,10 +138,8 @@ class JobLog:
             alone = _generating <= 1 and self._in_flight == 0
             self._in_flight += 1
         if alone:
-            pipe = streams.redis_client().pipeline(transaction=False)
-            streams.append_reporting_cancel(pipe, self.job_id, self.attempt, event_type, data)
             try:
-                (reply,) = streams.execute(pipe)
+                (reply,) = streams.append_all_reporting_cancel([(self.job_id, self.attempt, event_type, data)])
             except Exception as exc:
                 reply = exc
             self._replied(reply)

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+import redis
+from django.conf import settings
 
 from inference import streams
 from inference.models import JobStatus
@@ -91,27 +93,68 @@ def _script_exists_calls() -> int:
     return stats.get("cmdstat_script|exists", {}).get("calls", 0)
 
 
-def test_pipelined_appends_take_one_round_trip_and_survive_a_redis_that_forgot_the_script(owner, echo_model):
+def test_appends_of_many_jobs_take_one_round_trip_and_survive_a_redis_that_forgot_the_script(owner, echo_model):
     job = job_submit(user=owner, model="echo", input=CHAT)
+    other = job_submit(user=owner, model="echo", input=CHAT)
     before = _script_exists_calls()
-    pipe = streams.redis_client().pipeline(transaction=False)
-    streams.append_reporting_cancel(pipe, job.id, 1, "delta", {"text": "one "})
-    streams.append_reporting_cancel(pipe, job.id, 1, "delta", {"text": "two "})
-    assert [streams.appended_reply(job.id, 1, reply) for reply in streams.execute(pipe)] == [False, False]
+    replies = streams.append_all_reporting_cancel(
+        [(job.id, 1, "delta", {"text": "one "}), (job.id, 1, "delta", {"text": "two "})]
+    )
+    assert [streams.appended_reply(job.id, 1, reply) for reply in replies] == [False, False]
     # redis-py asks SCRIPT EXISTS before every pipeline holding a Script: a round trip more per delta.
     assert _script_exists_calls() == before
 
     streams.redis_client().script_flush()  # as a restarted Redis: the script is gone
     streams.request_cancel(job.id)
-    pipe = streams.redis_client().pipeline(transaction=False)
-    streams.append_reporting_cancel(pipe, job.id, 1, "delta", {"text": "three"})
-    pipe.get(streams.log_key(job.id) + ":other")
-    replies = streams.execute(pipe)
+    replies = streams.append_all_reporting_cancel(
+        [(job.id, 1, "delta", {"text": "three"}), (other.id, 1, "delta", {"text": "x"})]
+    )
 
-    assert streams.appended_reply(job.id, 1, replies[0]) is True
-    assert replies[1] is None
+    assert streams.appended_reply(job.id, 1, replies[0]) is True  # its owner asked it to stop
+    assert streams.appended_reply(other.id, 1, replies[1]) is False
     assert visible_text(streams.read_events(job.id)) == "one two three"
     assert [event.seq for event in streams.read_events(job.id)] == [1, 2, 3]
+    assert visible_text(streams.read_events(other.id)) == "x"
+
+
+def test_a_superseded_attempts_append_is_refused_alone_among_the_others(owner, echo_model):
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    other = job_submit(user=owner, model="echo", input=CHAT)
+    streams.append_event(job.id, 2, "status", {"status": "running", "attempt": 2})
+
+    replies = streams.append_all_reporting_cancel(
+        [
+            (other.id, 1, "delta", {"text": "a "}),
+            (job.id, 1, "delta", {"text": "stale"}),
+            (other.id, 1, "delta", {"text": "b"}),
+        ]
+    )
+
+    with pytest.raises(streams.Superseded):
+        streams.appended_reply(job.id, 1, replies[1])
+    assert [streams.appended_reply(other.id, 1, replies[i]) for i in (0, 2)] == [False, False]
+    assert visible_text(streams.read_events(other.id)) == "a b"
+    assert [event.type for event in streams.read_events(job.id)] == ["status"]
+
+
+def test_a_connection_redis_dropped_between_two_batches_is_replaced_before_the_next(owner, echo_model):
+    job = job_submit(user=owner, model="echo", input=CHAT)
+    streams.append_all_reporting_cancel([(job.id, 1, "delta", {"text": "one "})])
+    pool = streams.redis_client().connection_pool
+    connection = pool.get_connection()
+    connection.send_command("CLIENT", "ID")
+    client_id = connection.read_response()
+    pool.release(connection)  # the next batch takes it again: the pool hands out its newest idle one
+    with redis.Redis.from_url(settings.REDIS_URL) as killer:
+        assert killer.client_kill_filter(_id=client_id) == 1
+
+    replies = streams.append_all_reporting_cancel([(job.id, 1, "delta", {"text": "two"})])
+
+    assert streams.appended_reply(job.id, 1, replies[0]) is False
+    assert visible_text(streams.read_events(job.id)) == "one two"
+    reused = pool.get_connection()
+    pool.release(reused)
+    assert reused is connection  # the same connection, connected anew
 
 
 def test_queued_is_announced_only_as_the_logs_first_event_and_its_owner_told_only_then(
