@@ -7,7 +7,7 @@ redis-py's connection pool lock, and the process's log writer queued there behin
 every stream of the process stalled for 300-600 ms. Now one thread asks about every job of
 the process in one MGET per interval, and a job's `Lease.should_stop()` only reads a flag.
 
-A delta's append also reports a cancel (streams.append_reporting_cancel), so a streaming
+A delta's append also reports a cancel (streams.append_all_reporting_cancel), so a streaming
 job usually learns of it sooner than the next poll.
 """
 
