@@ -66,6 +66,23 @@ def test_an_inbox_holding_only_events_already_read_from_the_log_waits_for_the_ne
     assert (taken, stale) == ([pushed[2]], False)
 
 
+def test_an_inbox_given_nothing_answers_silence_once_its_timeout_passes_then_wakes_for_the_next_push():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        inbox = log_tail.Inbox()
+        started = loop.time()
+        silence = await inbox.take(0, timeout=0.05)
+        waited = loop.time() - started
+        loop.call_later(0.01, inbox.push, streams.Event(1, "delta", 1, {"text": "t1 "}))
+        woken = await inbox.take(0, timeout=5)
+        return silence, waited, woken
+
+    silence, waited, (taken, stale) = asyncio.run(scenario())
+    assert silence == ([], False)  # nothing new, and nothing to read from the log
+    assert waited >= 0.05
+    assert ([event.seq for event in taken], stale) == ([1], False)
+
+
 def test_a_watcher_canceled_as_an_event_reaches_its_inbox_stops():
     # Python 3.11's asyncio.wait_for returned the event and swallowed the cancel: the watcher went on.
     async def scenario():
