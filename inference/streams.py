@@ -131,15 +131,16 @@ def log_key(job_id: Any) -> str:
     return _key(job_id, "log")
 
 
-def _append(
-    job_id: Any, attempt: int, event_type: str, data: dict[str, Any], more_keys: tuple[str, ...] = (), client=None
-) -> Any:
-    """Run the append script (on `client`, a pipeline, if given: the reply then comes from `execute(client)`).
-
-    The script's keys are the job's log, fence and sequence, then the job's `more_keys`.
-    """
+def _append_call(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], *more_keys: str):
+    """The append script's keys (the job's log, fence and sequence, then its `more_keys`) and arguments."""
     keys = _keys(job_id, "log", "fence", "seq", *more_keys)
     args = [attempt, event_type, json_codec.dumps(data), settings.EVENT_LOG_MAX_EVENTS, settings.EVENT_LOG_TTL_SECONDS]
+    return keys, args
+
+
+def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], client=None) -> Any:
+    """Run the append script (on `client`, a pipeline, if given: the reply then comes from `execute(client)`)."""
+    keys, args = _append_call(job_id, attempt, event_type, data)
     if client is not None:
         # By its SHA alone: a Script handed to a pipeline makes redis-py ask SCRIPT EXISTS before
         # every execute, a round trip more per delta. `execute` runs again any append that Redis
@@ -154,15 +155,20 @@ def _append(
     return reply
 
 
-def execute(pipe) -> list[Any]:
-    """Run a pipeline holding appends; replies in order, a failed command's exception in its place."""
-    replies = pipe.execute(raise_on_error=False)
-    for index, (keys, args) in pipe.__dict__.pop("djinn_appends", {}).items():
+def _rerun_forgotten(replies: list[Any], appends: dict[int, tuple[list[str], list[Any]]]) -> None:
+    """Run again, with the script, each of `appends` (by reply index) that Redis answered NOSCRIPT."""
+    for index, (keys, args) in appends.items():
         if isinstance(replies[index], redis.exceptions.NoScriptError):
             try:
                 replies[index] = _append_script()(keys=keys, args=args)
             except Exception as exc:
                 replies[index] = exc
+
+
+def execute(pipe) -> list[Any]:
+    """Run a pipeline holding appends; replies in order, a failed command's exception in its place."""
+    replies = pipe.execute(raise_on_error=False)
+    _rerun_forgotten(replies, pipe.__dict__.pop("djinn_appends", {}))
     return replies
 
 
@@ -189,17 +195,7 @@ def append_all_reporting_cancel(appends: Sequence[Append]) -> list[Any]:
     script) is run again with the script.
     """
     sha = _append_script().sha
-    commands = []
-    for job_id, attempt, event_type, data in appends:
-        keys = _keys(job_id, "log", "fence", "seq", "cancel")
-        args = (
-            attempt,
-            event_type,
-            json_codec.dumps(data),
-            settings.EVENT_LOG_MAX_EVENTS,
-            settings.EVENT_LOG_TTL_SECONDS,
-        )
-        commands.append((keys, args))
+    commands = [_append_call(*append, "cancel") for append in appends]
     pool = redis_client().connection_pool
     connection = pool.get_connection()
     try:
@@ -216,13 +212,7 @@ def append_all_reporting_cancel(appends: Sequence[Append]) -> list[Any]:
         raise
     finally:
         pool.release(connection)
-    for index, reply in enumerate(replies):
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            keys, args = commands[index]
-            try:
-                replies[index] = _append_script()(keys=keys, args=args)
-            except Exception as exc:
-                replies[index] = exc
+    _rerun_forgotten(replies, dict(enumerate(commands)))
     return replies
 
 
