@@ -30,6 +30,10 @@ def daphne_on_own_redis(worker_env, tmp_path):
 
 def test_watchers_are_told_to_reconnect_when_redis_goes_away(daphne_on_own_redis, owner, owner_key, echo_model):
     server, redis_server = daphne_on_own_redis
+    # On a queue no worker serves: the suite's shared worker, if it runs, would race the update
+    # below, run the job to its end, and the watchers would get its ending instead of the outage.
+    echo_model.queue = "nobody"
+    echo_model.save(update_fields=["queue"])
     job = job_submit(user=owner, model="echo", input=CHAT)
     Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING)  # as if a worker had started it
     headers = {"Authorization": f"Bearer {owner_key}"}
