@@ -126,7 +126,12 @@ class Job(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
-            models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat"),
+            # Not on heartbeat_at, which no index holds: a running job's worker writes it every
+            # JOB_HEARTBEAT_SECONDS, and PostgreSQL rewrites every index of a row whose indexed
+            # column changed (nine here), where a change to unindexed columns only adds the row's new
+            # version beside the old one in its page (a "HOT" update; fillfactor in migration 0008).
+            # The reaper reads the few running jobs by status and compares their heartbeats.
+            models.Index(fields=["status"], name="job_status"),
             # /metrics reads the jobs that ended since its totals were last sealed (ops/job_totals.py).
             models.Index(fields=["finished_at"], name="job_finished"),
             # Admission counts a user's queued and running jobs under their lock on every request:

@@ -8,6 +8,7 @@ the services makes these tests fail.
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from inference import streams
@@ -140,6 +141,37 @@ def test_a_heartbeat_costs_the_same_statements_for_one_job_or_many(owner, echo_m
         jobs_heartbeat(attempts=[(jobs[0].id, 1)])
     with django_assert_num_queries(4):
         jobs_heartbeat(attempts=[(job.id, 1) for job in jobs])
+
+
+def _job_table_updates() -> tuple[int, int]:
+    """This transaction's updates of job rows so far: all of them, and those that wrote no index entry."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
+            [Job._meta.db_table] * 2,
+        )
+        return cursor.fetchone()
+
+
+def test_a_heartbeat_writes_no_index_entry(owner, echo_model):
+    """A heartbeat touches no indexed column, so PostgreSQL writes the row's new version beside the
+    old one and no index changes (a HOT update). With heartbeat_at in an index, none of them was."""
+    jobs = [job_submit(user=owner, model="echo", input=CHAT) for _ in range(3)]
+    for job in jobs:
+        job_start(job_id=job.id, attempt=1, worker="w1")
+    updated, hot = _job_table_updates()
+
+    for _ in range(3):
+        jobs_heartbeat(attempts=[(job.id, 1) for job in jobs])
+
+    updated_after, hot_after = _job_table_updates()
+    assert (updated_after - updated, hot_after - hot) == (9, 9)
+
+
+def test_the_job_table_leaves_room_in_each_page_for_updates_in_place(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [Job._meta.db_table])
+        assert cursor.fetchone()[0] == ["fillfactor=90"]
 
 
 def test_the_reaper_leaves_a_job_with_a_live_heartbeat_alone(job):
