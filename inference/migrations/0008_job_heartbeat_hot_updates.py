@@ -6,7 +6,8 @@ from django.db import migrations, models
 # Of each page of new job rows, the share filled by inserts: the rest is room for the new versions of
 # rows whose update touches no index (heartbeats, the first token's mark), which PostgreSQL then
 # writes into the same page without a new entry in any index. A job row is ~500 bytes while it
-# runs (its output comes at the end): 10 % of a page holds the next version of one or two of them.
+# runs (its output comes at the end): 10 % of a page holds the next version of one of them, and the
+# next read of the page frees the old version for the one after (PostgreSQL prunes pages as it reads).
 # Existing pages keep their fill until rewritten; new rows take the setting at once.
 JOB_FILLFACTOR = 90
 
