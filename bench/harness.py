@@ -29,6 +29,7 @@ __all__ = [
     "bench_env",
     "client_gc_paused",
     "percentile",
+    "postgres_commit_ms",
     "report",
     "setup_django",
     "vacuum_database",
@@ -89,6 +90,27 @@ def vacuum_database(database_url: str) -> None:
 
     with psycopg.connect(database_url, autocommit=True) as conn:  # VACUUM runs outside a transaction
         conn.execute("VACUUM ANALYZE")
+
+
+def postgres_commit_ms(database_url: str, n: int = 300) -> list[float]:
+    """One-row INSERTs, each its own transaction: this machine's floor for a durable database write.
+
+    Every job request commits, and a commit waits for PostgreSQL to flush its WAL to disk. The disk
+    is shared with the rest of the host; where its flushes slow down, so does every POST, while the
+    bare request and the Python loop do not.
+    """
+    import psycopg
+
+    samples = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz)")
+        for i in range(n + 30):
+            t0 = time.perf_counter()
+            conn.execute("INSERT INTO bench_commit_probe (at) VALUES (now())")
+            if i >= 30:
+                samples.append((time.perf_counter() - t0) * 1000)
+        conn.execute("DROP TABLE bench_commit_probe")
+    return samples
 
 
 @contextlib.contextmanager

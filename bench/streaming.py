@@ -3,9 +3,9 @@
 Runs a real daphne and real Celery workers against the bench database, with
 the echo backend, and real websocket clients. Every figure sits next to a
 baseline from the same run: the backend called in-process, raw Redis round
-trips, and a bare request to daphne (GET /healthz, same client), against
-which the TTFT rows give a ratio: machines differ several times over in
-absolute milliseconds.
+trips, one-row PostgreSQL commits, and a bare request to daphne (GET
+/healthz, same client), against which the TTFT rows give a ratio: machines
+differ several times over in absolute milliseconds.
 
     .venv/bin/python bench/streaming.py [--quick]
 """
@@ -29,6 +29,7 @@ from harness import (
     bench_env,
     client_gc_paused,
     percentile,
+    postgres_commit_ms,
     report,
     setup_django,
     summary,
@@ -442,6 +443,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
     client = Client(daphne, key)
     try:
         rtt = await measure_redis_rtt()
+        commit = postgres_commit_ms(env["DATABASE_URL"])
         bare = await bare_request_ms(client)
         inproc_first = inprocess_first_token_ms()
         with client_gc_paused():
@@ -479,6 +481,12 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         {
             "metric": "redis round trip p50 / p99 (ms)",
             "measured": f"{percentile(rtt, 50):.2f} / {percentile(rtt, 99):.2f}",
+            "baseline": "-",
+            "goal": "(baseline)",
+        },
+        {
+            "metric": "postgres commit, one-row INSERT p50 / p99 (ms)",
+            "measured": f"{percentile(commit, 50):.2f} / {percentile(commit, 99):.2f}",
             "baseline": "-",
             "goal": "(baseline)",
         },
@@ -593,6 +601,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "load_average_before": idle_load,
             "python_loop_ms": loop_ms,
             "bare_request_ms": summary(bare),
+            "postgres_commit_ms": summary(commit),
             "ttft_ms": summary(added),
             **{f"ttft_phase_{name.replace(' ', '_')}_ms": summary(values) for name, values in ttft.phases.items()},
             "ttft_streamed_submit_ms": summary(added_streamed),
