@@ -65,6 +65,9 @@ RATE_MIN_REQUESTS = 300
 BARE_P99_MS = 10.0
 GOAL_THROUGHPUT_RATIO = 0.35
 GOAL_P99_MS = 50.0
+# A request unanswered this long is counted as an error and its connection dropped, so that one
+# lost response cannot hold the whole benchmark.
+REQUEST_TIMEOUT_S = 30.0
 JOB_BODY = {"model": "bench-echo", "input": {"messages": [{"role": "user", "content": "benchmark this request"}]}}
 
 BENCH_SETTINGS = """
@@ -248,7 +251,12 @@ async def closed_loop(url: str, path: str, headers: dict, body: dict, concurrenc
         nonlocal errors
         while time.perf_counter() < stop:
             started = time.perf_counter()
-            status = await connection.send()
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    status = await connection.send()
+            except TimeoutError:  # this connection is spent: its worker stops
+                errors += 1
+                return
             latencies.append((time.perf_counter() - started) * 1000)
             errors += status != 202
 
@@ -278,12 +286,16 @@ async def open_loop(url: str, path: str, headers: dict, body: dict, rate: int, d
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+        connection = None
         try:
-            connection = idle.pop() if idle else await Connection(host, port, request).open()
-            status = await connection.send()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            # Far past what the server holds, it refuses or resets connections: errors, not a crash.
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                connection = idle.pop() if idle else await Connection(host, port, request).open()
+                status = await connection.send()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            # Far past what the server holds, it refuses, resets or leaves connections: errors, not a crash.
             errors += 1
+            if connection is not None:
+                connection.close()
             return
         latencies.append((time.perf_counter() - scheduled) * 1000)
         idle.append(connection)
