@@ -244,6 +244,9 @@ class PacedRun(NamedTuple):
     # The same, only the gaps that ended while every stream was between its first and last delta:
     # what a stream sees among 199 others, without the moments when 200 jobs start or end together.
     added_gaps_all_streaming: list[float]
+    # How late this client's own event loop ran a 2 ms timer while the streams ran: a delta the
+    # client read late shows here too, and is the instrument's delay, not the platform's.
+    client_lag: list[float]
     broken: int
     streams: int
     resumed: int
@@ -344,12 +347,15 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
 
         watchers = [asyncio.create_task(watch(job_id)) for job_id in job_ids]
         await all_connected.wait()
+        client_lag: list[float] = []
+        lag_probe = asyncio.create_task(loop_lag(client_lag))
         # The paced streams stand for an I/O-bound remote model: thread pools, one process per core
         # (one process of 210 threads is held back by its own GIL long before the machine is busy).
         from config.celery import app
 
         app.control.add_consumer(PACED_QUEUE, destination=[worker.name for worker in workers])
         await asyncio.gather(*watchers)
+        lag_probe.cancel()
         # Checked once every stream has ended: this client's database reads are not the platform's time.
         async for job in Job.objects.filter(id__in=job_ids).only("id", "output_text"):
             text, seqs = received[str(job.id)]
@@ -357,10 +363,18 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
         all_streaming_from = max(first for first, _ in first_and_last)
         all_streaming_until = min(last for _, last in first_and_last)
         all_streaming = [gap for ended, gap in gaps_by_arrival if all_streaming_from <= ended <= all_streaming_until]
-        return PacedRun(lateness, added_gaps, all_streaming, broken, len(job_ids), resumed)
+        return PacedRun(lateness, added_gaps, all_streaming, client_lag, broken, len(job_ids), resumed)
     finally:
         for worker in workers:
             worker.stop()
+
+
+async def loop_lag(samples: list[float], interval: float = 0.002) -> None:
+    """Append, until canceled, how many ms past its due time each `interval` sleep of this event loop woke."""
+    while True:
+        due = time.perf_counter() + interval
+        await asyncio.sleep(interval)
+        samples.append((time.perf_counter() - due) * 1000)
 
 
 def inprocess_paced_timing(tokens: int) -> Timing:
@@ -569,6 +583,12 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "goal": "(reported)",
         },
         {
+            # The instrument's share: the client's event loop shares the two cores with the platform.
+            "metric": f"{paced.streams} streams: the client's own loop lag p99 / max (ms)",
+            "measured": f"{percentile(paced.client_lag, 99):.1f} / {max(paced.client_lag, default=0):.1f}",
+            "goal": "(reported)",
+        },
+        {
             "metric": f"{paced.streams} streams: connections dropped and resumed with after=N",
             "measured": str(paced.resumed),
             "goal": "(reported)",
@@ -608,6 +628,7 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "lateness_ms": summary(paced.lateness),
             "added_inter_delta_ms": summary(paced.added_gaps),
             "added_inter_delta_all_streaming_ms": summary(paced.added_gaps_all_streaming),
+            "client_loop_lag_ms": summary(paced.client_lag),
             "inprocess_lateness_ms": summary(inproc_paced.lateness),
             "inprocess_added_inter_delta_ms": summary(inproc_paced.added_gaps),
         },
