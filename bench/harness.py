@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,6 +26,8 @@ from tests.support.processes import DaphneProcess, WorkerProcess, wait_for  # no
 
 __all__ = [
     "DaphneProcess",
+    "MachineCpu",
+    "MachineCpuSpan",
     "WorkerProcess",
     "bench_env",
     "client_gc_paused",
@@ -127,6 +130,45 @@ def client_gc_paused():
         yield
     finally:
         gc.enable()
+
+
+class MachineCpu(NamedTuple):
+    """How the whole machine's CPU time went over a span, as fractions of it (all cores together)."""
+
+    busy: float  # running anything, this benchmark's processes or not
+    stolen: float  # a virtual machine's cores, taken by the host for other guests
+
+
+def _cpu_ticks() -> list[int] | None:
+    """The kernel's counters for all cores (user nice system idle iowait irq softirq steal), None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+class MachineCpuSpan:
+    """The whole machine's CPU from now until `end()`.
+
+    The goals are for an idle machine with its cores to itself: a run that read late can then say
+    whether the platform's processes had the machine (busy near 100 % is a saturated machine, not a
+    slow code path) and whether the host took part of it away (steal).
+    """
+
+    def __init__(self) -> None:
+        self._before = _cpu_ticks()
+
+    def end(self) -> MachineCpu | None:
+        """What the span measured; None off Linux."""
+        after = _cpu_ticks()
+        if not (self._before and after):
+            return None
+        user, nice, system, idle, iowait, irq, softirq, steal = (
+            later - earlier for earlier, later in zip(self._before, after, strict=True)
+        )
+        total = user + nice + system + idle + iowait + irq + softirq + steal
+        return MachineCpu((user + nice + system + irq + softirq) / total, steal / total) if total else None
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 from harness import (
     DaphneProcess,
+    MachineCpu,
+    MachineCpuSpan,
     WorkerProcess,
     bench_env,
     client_gc_paused,
@@ -247,6 +249,8 @@ class PacedRun(NamedTuple):
     # How late this client's own event loop ran a 2 ms timer while the streams ran: a delta the
     # client read late shows here too, and is the instrument's delay, not the platform's.
     client_lag: list[float]
+    # The whole machine's CPU over the same span: busy near 100 % means the two cores were full.
+    machine: MachineCpu | None
     broken: int
     streams: int
     resumed: int
@@ -353,8 +357,10 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
         # (one process of 210 threads is held back by its own GIL long before the machine is busy).
         from config.celery import app
 
+        cpu = MachineCpuSpan()
         app.control.add_consumer(PACED_QUEUE, destination=[worker.name for worker in workers])
         await asyncio.gather(*watchers)
+        machine = cpu.end()
         lag_probe.cancel()
         # Checked once every stream has ended: this client's database reads are not the platform's time.
         async for job in Job.objects.filter(id__in=job_ids).only("id", "output_text"):
@@ -363,7 +369,7 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
         all_streaming_from = max(first for first, _ in first_and_last)
         all_streaming_until = min(last for _, last in first_and_last)
         all_streaming = [gap for ended, gap in gaps_by_arrival if all_streaming_from <= ended <= all_streaming_until]
-        return PacedRun(lateness, added_gaps, all_streaming, client_lag, broken, len(job_ids), resumed)
+        return PacedRun(lateness, added_gaps, all_streaming, client_lag, machine, broken, len(job_ids), resumed)
     finally:
         for worker in workers:
             worker.stop()
@@ -452,6 +458,7 @@ def python_loop_ms(n: int = 20) -> float:
 async def main(env: dict[str, str], key: str, quick: bool) -> None:
     idle_load = os.getloadavg()[0]  # the goals are for an idle machine: was it, before this run started anything?
     loop_ms = python_loop_ms()
+    cpu_over_run = MachineCpuSpan()
     daphne = DaphneProcess(env).start()
     fast_worker = WorkerProcess(env, queues=QUEUE, concurrency=1).start()
     client = Client(daphne, key)
@@ -483,12 +490,20 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
         await client.close()
         fast_worker.stop()
         daphne.stop()
+    machine = cpu_over_run.end()
 
     lost = ttft.broken + streamed_broken + paced.broken + (not fast_intact)
     rows = [
         {
             "metric": "machine: load average before the run / Python loop (ms)",
             "measured": f"{idle_load:.2f} / {loop_ms:.1f}",
+            "baseline": "-",
+            "goal": "(baseline)",
+        },
+        {
+            # A virtual machine's cores are shared with the host's other guests: what they took.
+            "metric": "machine: CPU stolen by the host over the run (%)",
+            "measured": "-" if machine is None else f"{machine.stolen * 100:.1f}",
             "baseline": "-",
             "goal": "(baseline)",
         },
@@ -589,6 +604,12 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "goal": "(reported)",
         },
         {
+            # 100 % busy: the two cores were full, and every process, the client's too, waited for one.
+            "metric": f"{paced.streams} streams: machine CPU busy / stolen by the host (%)",
+            "measured": cpu_share(paced.machine),
+            "goal": "(reported)",
+        },
+        {
             "metric": f"{paced.streams} streams: connections dropped and resumed with after=N",
             "measured": str(paced.resumed),
             "goal": "(reported)",
@@ -629,10 +650,16 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "added_inter_delta_ms": summary(paced.added_gaps),
             "added_inter_delta_all_streaming_ms": summary(paced.added_gaps_all_streaming),
             "client_loop_lag_ms": summary(paced.client_lag),
+            "machine_cpu": machine._asdict() if machine else None,
+            "paced_machine_cpu": paced.machine._asdict() if paced.machine else None,
             "inprocess_lateness_ms": summary(inproc_paced.lateness),
             "inprocess_added_inter_delta_ms": summary(inproc_paced.added_gaps),
         },
     )
+
+
+def cpu_share(cpu: MachineCpu | None) -> str:
+    return "-" if cpu is None else f"{cpu.busy * 100:.0f} / {cpu.stolen * 100:.1f}"
 
 
 def statistics_median(values: list[float]) -> float:
