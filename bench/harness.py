@@ -8,6 +8,7 @@ a baseline measured in the same run, and saved as JSON in bench/results/.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -28,6 +29,7 @@ __all__ = [
     "DaphneProcess",
     "MachineCpu",
     "MachineCpuSpan",
+    "MachineCpuTimeline",
     "WorkerProcess",
     "bench_env",
     "client_gc_paused",
@@ -161,14 +163,45 @@ class MachineCpuSpan:
 
     def end(self) -> MachineCpu | None:
         """What the span measured; None off Linux."""
-        after = _cpu_ticks()
-        if not (self._before and after):
-            return None
-        user, nice, system, idle, iowait, irq, softirq, steal = (
-            later - earlier for earlier, later in zip(self._before, after, strict=True)
-        )
-        total = user + nice + system + idle + iowait + irq + softirq + steal
-        return MachineCpu((user + nice + system + irq + softirq) / total, steal / total) if total else None
+        return _machine_cpu(self._before, _cpu_ticks())
+
+
+def _machine_cpu(before: list[int] | None, after: list[int] | None) -> MachineCpu | None:
+    if not (before and after):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        later - earlier for earlier, later in zip(before, after, strict=True)
+    )
+    total = user + nice + system + idle + iowait + irq + softirq + steal
+    return MachineCpu((user + nice + system + irq + softirq) / total, steal / total) if total else None
+
+
+class MachineCpuTimeline:
+    """The machine's CPU counters read every `interval` while `run()` runs, so that a span known only
+    afterwards (e.g. while every stream was running) can say how busy the machine was."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self._readings: list[tuple[float, list[int] | None]] = []
+
+    def read(self) -> float:
+        """Read the counters now (a span's bounds are read this way); returns when, as perf_counter."""
+        taken = time.perf_counter()
+        self._readings.append((taken, _cpu_ticks()))
+        return taken
+
+    async def run(self) -> None:
+        """Read every `interval` until canceled."""
+        while True:
+            self.read()
+            await asyncio.sleep(self.interval)
+
+    def between(self, start: float, end: float) -> MachineCpu | None:
+        """The machine's CPU from the last reading at or before `start` to the first at or after `end`
+        (both perf_counter times); None off Linux or outside the readings."""
+        before = [ticks for taken, ticks in self._readings if taken <= start]
+        after = [ticks for taken, ticks in self._readings if taken >= end]
+        return _machine_cpu(before[-1], after[0]) if before and after else None
 
 
 def percentile(values: list[float], pct: float) -> float:

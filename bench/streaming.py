@@ -27,6 +27,7 @@ from harness import (
     DaphneProcess,
     MachineCpu,
     MachineCpuSpan,
+    MachineCpuTimeline,
     WorkerProcess,
     bench_env,
     client_gc_paused,
@@ -240,12 +241,23 @@ def inprocess_generation_rate(tokens: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
+# The paced run's three parts, by when a gap ended: from the first delta until every stream had its first,
+# while every stream was between its first and last delta (what a stream sees among 199 others),
+# and once the first stream had its last.
+WINDOWS = ("starting", "all streaming", "ending")
+
+
+class Window(NamedTuple):
+    added_gaps: list[float]  # the added gaps that ended in this part of the run
+    machine: MachineCpu | None  # the whole machine's CPU meanwhile
+
+
 class PacedRun(NamedTuple):
     lateness: list[float]  # ms each delta came after its last token's due time, beyond its stream's best
     added_gaps: list[float]  # ms each gap between two deltas grew on the way (arrival gap - production gap)
-    # The same, only the gaps that ended while every stream was between its first and last delta:
-    # what a stream sees among 199 others, without the moments when 200 jobs start or end together.
-    added_gaps_all_streaming: list[float]
+    # The same gaps by part of the run (WINDOWS): whether a late one came while the jobs started or
+    # ended together (their database writes, handshakes and closes) or while all streamed.
+    windows: dict[str, Window]
     # How late this client's own event loop ran a 2 ms timer while the streams ran: a delta the
     # client read late shows here too, and is the instrument's delay, not the platform's.
     client_lag: list[float]
@@ -353,23 +365,32 @@ async def paced_streams(client: Client, env: dict[str, str], streams: int, token
         await all_connected.wait()
         client_lag: list[float] = []
         lag_probe = asyncio.create_task(loop_lag(client_lag))
+        timeline = MachineCpuTimeline()
+        cpu_reader = asyncio.create_task(timeline.run())
         # The paced streams stand for an I/O-bound remote model: thread pools, one process per core
         # (one process of 210 threads is held back by its own GIL long before the machine is busy).
         from config.celery import app
 
-        cpu = MachineCpuSpan()
+        consuming_from = timeline.read()
         app.control.add_consumer(PACED_QUEUE, destination=[worker.name for worker in workers])
         await asyncio.gather(*watchers)
-        machine = cpu.end()
+        ended = timeline.read()
+        machine = timeline.between(consuming_from, ended)
         lag_probe.cancel()
+        cpu_reader.cancel()
         # Checked once every stream has ended: this client's database reads are not the platform's time.
         async for job in Job.objects.filter(id__in=job_ids).only("id", "output_text"):
             text, seqs = received[str(job.id)]
             broken += not (text == job.output_text and seqs == list(range(1, len(seqs) + 1)))
         all_streaming_from = max(first for first, _ in first_and_last)
-        all_streaming_until = min(last for _, last in first_and_last)
-        all_streaming = [gap for ended, gap in gaps_by_arrival if all_streaming_from <= ended <= all_streaming_until]
-        return PacedRun(lateness, added_gaps, all_streaming, client_lag, machine, broken, len(job_ids), resumed)
+        all_streaming_until = max(all_streaming_from, min(last for _, last in first_and_last))
+        # From the first delta: the workers take a moment to hear that they should consume.
+        bounds = (min(first for first, _ in first_and_last), all_streaming_from, all_streaming_until, ended)
+        windows = {
+            name: Window([gap for at, gap in gaps_by_arrival if start <= at < end], timeline.between(start, end))
+            for name, (start, end) in zip(WINDOWS, itertools.pairwise(bounds), strict=True)
+        }
+        return PacedRun(lateness, added_gaps, windows, client_lag, machine, broken, len(job_ids), resumed)
     finally:
         for worker in workers:
             worker.stop()
@@ -582,11 +603,10 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "ok": percentile(paced.added_gaps, 99) - percentile(inproc_paced.added_gaps, 99) <= 20,
         },
         {
-            # Where the p99 above comes from: the same gaps without the seconds when the 200 jobs start
-            # and end together (their database writes, handshakes and closes), i.e. while all stream.
-            "metric": f"{paced.streams} streams: added inter-delta p50 / p99 while all stream (ms)",
-            "measured": f"{percentile(paced.added_gaps_all_streaming, 50):.1f} / "
-            f"{percentile(paced.added_gaps_all_streaming, 99):.1f}",
+            # Where the p99 above comes from: the seconds when the 200 jobs start or end together (their
+            # database writes, handshakes and closes), or the ones between, while all of them stream.
+            "metric": f"{paced.streams} streams: added inter-delta p99 {' / '.join(WINDOWS)} (ms)",
+            "measured": " / ".join(f"{percentile(window.added_gaps, 99):.1f}" for window in paced.windows.values()),
             "baseline": f"{percentile(inproc_paced.added_gaps, 99):.1f}",
             "goal": "(reported)",
         },
@@ -607,6 +627,14 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             # 100 % busy: the two cores were full, and every process, the client's too, waited for one.
             "metric": f"{paced.streams} streams: machine CPU busy / stolen by the host (%)",
             "measured": cpu_share(paced.machine),
+            "goal": "(reported)",
+        },
+        {
+            # Busy in one part only: what that part asks of the machine (the jobs' start, their end).
+            "metric": f"{paced.streams} streams: machine CPU busy {' / '.join(WINDOWS)} (%)",
+            "measured": " / ".join(
+                "-" if part.machine is None else f"{part.machine.busy * 100:.0f}" for part in paced.windows.values()
+            ),
             "goal": "(reported)",
         },
         {
@@ -648,10 +676,17 @@ async def main(env: dict[str, str], key: str, quick: bool) -> None:
             "ttft_streamed_submit_ms": summary(added_streamed),
             "lateness_ms": summary(paced.lateness),
             "added_inter_delta_ms": summary(paced.added_gaps),
-            "added_inter_delta_all_streaming_ms": summary(paced.added_gaps_all_streaming),
+            **{
+                f"added_inter_delta_{name.replace(' ', '_')}_ms": summary(window.added_gaps)
+                for name, window in paced.windows.items()
+            },
             "client_loop_lag_ms": summary(paced.client_lag),
             "machine_cpu": machine._asdict() if machine else None,
             "paced_machine_cpu": paced.machine._asdict() if paced.machine else None,
+            **{
+                f"paced_machine_cpu_{name.replace(' ', '_')}": window.machine._asdict() if window.machine else None
+                for name, window in paced.windows.items()
+            },
             "inprocess_lateness_ms": summary(inproc_paced.lateness),
             "inprocess_added_inter_delta_ms": summary(inproc_paced.added_gaps),
         },
