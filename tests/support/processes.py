@@ -1,4 +1,4 @@
-"""Real platform processes for tests: Celery workers (and, later, daphne)."""
+"""Real platform processes for tests: Celery workers, daphne, a Redis of a test's own."""
 
 from __future__ import annotations
 
@@ -167,8 +167,9 @@ class DaphneProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> DaphneProcess:
+        """Start daphne; again after `kill`, on the same address (a restart), its log carrying on."""
         args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"]
-        log = open(self.log_path, "w")  # noqa: SIM115  (closed with the process)
+        log = open(self.log_path, "a" if self.process else "w")  # noqa: SIM115  (closed with the process)
         self.process = subprocess.Popen(
             args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -181,14 +182,19 @@ class DaphneProcess:
         wait_for(up, timeout=30, what="daphne to listen")
         return self
 
+    def kill(self) -> None:
+        """SIGKILL daphne: a crash, not a shutdown; its clients' connections drop without a close."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                self.kill()
 
 
 def run_fresh(code: str) -> str:
