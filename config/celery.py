@@ -3,8 +3,10 @@
 import functools
 import logging
 import os
+import warnings
 
 from celery import Celery
+from celery.exceptions import CPendingDeprecationWarning
 
 from config import celery_redis_transport
 
@@ -14,6 +16,13 @@ celery_redis_transport.install()
 app = Celery("djinn", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# At every lost broker connection Celery warns that 6.0 will cancel the running tasks by default:
+# Djinn chose not to (CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS), and an outage's
+# log should say what happened, not repeat a page about a default that does not apply.
+warnings.filterwarnings(
+    "ignore", r"\s*In Celery 5\.1 we introduced an optional breaking change", CPendingDeprecationWarning
+)
 
 
 class QuietScheduledTasks(logging.Filter):

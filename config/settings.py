@@ -244,7 +244,10 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A job rides through the broker's Redis going away (its log is re-seeded once Redis is back,
+# inference/log_writer.py); canceling it would kill a prefork child mid-answer. Should its message
+# come again, the claim finds the job no longer queued and does nothing: it never runs twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Celery's Django fixup would close every connection around every task; it reconnects once in
 # this many instead, and inference/worker_connections.py decides per task as Django does per request.

@@ -6,6 +6,14 @@ that fences writers by attempt: once attempt N+1 has written, anything a
 stale attempt N still sends is refused, so two attempts never interleave.
 The script also publishes each event on a channel named after the log, for
 the live tails of watchers on daphne (log_tail.py).
+
+A Redis that restarts empty (or fails over to a replica that lagged) takes
+events watchers have already read, and numbering would start again below
+their positions: what came next would reach them as the wrong part of the
+text, or never. So a writer says how far it knows the log reached (`floor`),
+and the script refuses an append to a log that is behind it (`LogLost`): the
+writer then re-seeds the log above every position a watcher can hold, with a
+restart and the whole text so far (`reseed`).
 """
 
 from __future__ import annotations
@@ -40,8 +48,17 @@ redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], '0-' .. seq, 'type', ARGV[2], 'at
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', KEYS[1], seq .. ' ' .. ARGV[2] .. ' ' .. ARGV[1] .. ' ' .. ARGV[3])
 """
+# ARGV[6], the writer's floor: refused (-1, nothing written) when the log is behind it, unless ARGV[7]
+# says the append re-seeds the log: its numbering then goes on from the floor.
 _APPEND = (
-    _APPEND_STEPS
+    """
+local floor = tonumber(ARGV[6])
+if floor > 0 and tonumber(redis.call('GET', KEYS[3]) or '0') < floor then
+  if ARGV[7] ~= 'reseed' then return -1 end
+  redis.call('SET', KEYS[3], floor)
+end
+"""
+    + _APPEND_STEPS
     + """
 if KEYS[4] then return {seq, redis.call('EXISTS', KEYS[4])} end
 return seq
@@ -59,6 +76,7 @@ redis.call('EXPIRE', KEYS[4], ARGV[5])
 return seq
 """
 )
+LOST = -1  # the append script's reply for a log behind its writer's floor
 
 
 MAX_CONNECTIONS = 10_000
@@ -81,6 +99,10 @@ def describe(exc: BaseException) -> str:
 
 class Superseded(Exception):
     """A newer attempt owns this job's log; the writer must stop."""
+
+
+class LogLost(Exception):
+    """The job's log is behind what its writer wrote (Redis restarted empty): it must be re-seeded."""
 
 
 @dataclass(frozen=True)
@@ -131,16 +153,29 @@ def log_key(job_id: Any) -> str:
     return _key(job_id, "log")
 
 
-def _append_call(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], *more_keys: str):
+def _append_call(
+    job_id: Any, attempt: int, event_type: str, data: dict[str, Any], floor: int, *more_keys: str, reseeding=False
+):
     """The append script's keys (the job's log, fence and sequence, then its `more_keys`) and arguments."""
     keys = _keys(job_id, "log", "fence", "seq", *more_keys)
-    args = [attempt, event_type, json_codec.dumps(data), settings.EVENT_LOG_MAX_EVENTS, settings.EVENT_LOG_TTL_SECONDS]
+    args = [
+        attempt,
+        event_type,
+        json_codec.dumps(data),
+        settings.EVENT_LOG_MAX_EVENTS,
+        settings.EVENT_LOG_TTL_SECONDS,
+        floor,
+    ]
+    if reseeding:
+        args.append("reseed")
     return keys, args
 
 
-def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], client=None) -> Any:
+def _append(
+    job_id: Any, attempt: int, event_type: str, data: dict[str, Any], floor: int = 0, client=None, reseeding=False
+) -> Any:
     """Run the append script (on `client`, a pipeline, if given: the reply then comes from `execute(client)`)."""
-    keys, args = _append_call(job_id, attempt, event_type, data)
+    keys, args = _append_call(job_id, attempt, event_type, data, floor, reseeding=reseeding)
     if client is not None:
         # By its SHA alone: a Script handed to a pipeline makes redis-py ask SCRIPT EXISTS before
         # every execute, a round trip more per delta. `execute` runs again any append that Redis
@@ -149,9 +184,17 @@ def _append(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], cl
         appends[len(client.command_stack)] = (keys, args)
         client.evalsha(_append_script().sha, len(keys), *keys, *args)
         return None
-    reply = _append_script()(keys=keys, args=args)  # loads the script itself on NOSCRIPT
+    return _checked(job_id, attempt, _append_script()(keys=keys, args=args))  # loads the script itself on NOSCRIPT
+
+
+def _checked(job_id: Any, attempt: int, reply: Any) -> Any:
+    """An append's reply, or its refusal raised."""
+    if isinstance(reply, Exception):
+        raise reply
     if reply is None:
         raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
+    if reply == LOST:
+        raise LogLost(f"job {job_id}: the event log lost events attempt {attempt} wrote")
     return reply
 
 
@@ -172,13 +215,27 @@ def execute(pipe) -> list[Any]:
     return replies
 
 
-def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> int:
-    """Append one event; returns its sequence number, or raises Superseded."""
-    return int(_append(job_id, attempt, event_type, data))
+def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any], floor: int = 0) -> int:
+    """Append one event; returns its sequence number, or raises Superseded or LogLost.
+
+    `floor`: the highest sequence number the caller knows the log reached (0: it knows of none).
+    """
+    return int(_append(job_id, attempt, event_type, data, floor))
 
 
-# One event for `append_all_reporting_cancel`: (job id, attempt, event type, data).
-Append = tuple[Any, int, str, dict[str, Any]]
+def reseed(job_id: Any, attempt: int, text: str, floor: int) -> int:
+    """Start the log again after `floor` with a restart, then `text`: all that watchers should show. Returns
+    the last sequence number. Watchers anywhere at or before `floor` get the restart and the text."""
+    restart = {"status": "running", "attempt": attempt, "restart": True}
+    pipe = redis_client().pipeline(transaction=False)
+    _append(job_id, attempt, "status", restart, floor, client=pipe, reseeding=True)
+    if text:
+        _append(job_id, attempt, "delta", {"text": text}, floor, client=pipe)
+    return int([_checked(job_id, attempt, reply) for reply in execute(pipe)][-1])
+
+
+# One event for `append_all_reporting_cancel`: (job id, attempt, event type, data, the writer's floor).
+Append = tuple[Any, int, str, dict[str, Any], int]
 
 
 def append_all_reporting_cancel(appends: Sequence[Append]) -> list[Any]:
@@ -216,14 +273,11 @@ def append_all_reporting_cancel(appends: Sequence[Append]) -> list[Any]:
     return replies
 
 
-def appended_reply(job_id: Any, attempt: int, reply: Any) -> bool:
-    """Whether the job was asked to stop, from a reply of `append_all_reporting_cancel` (or raise)."""
-    if isinstance(reply, Exception):
-        raise reply
-    if reply is None:
-        raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
-    _seq, canceled = reply
-    return bool(canceled)
+def appended_reply(job_id: Any, attempt: int, reply: Any) -> tuple[int, bool]:
+    """The event's sequence number and whether its job was asked to stop, from a reply of
+    `append_all_reporting_cancel`; raises its failure (Superseded, LogLost, a Redis error)."""
+    seq, canceled = _checked(job_id, attempt, reply)
+    return int(seq), bool(canceled)
 
 
 def _parse(entry_id: str, fields: dict[str, str]) -> Event:
@@ -289,17 +343,6 @@ async def aread_events(job_id: Any, after: int = 0, count: int | None = None) ->
     return [_parse(entry_id, fields) for entry_id, fields in entries]
 
 
-def newest_event(job_id: Any) -> Event | None:
-    """The last event of the job's log; None when it has no log (never written, or expired)."""
-    entries = redis_client().xrevrange(log_key(job_id), count=1)
-    return _parse(*entries[0]) if entries else None
-
-
-async def anewest_event(job_id: Any) -> Event | None:
-    entries = await async_redis_client().xrevrange(log_key(job_id), count=1)
-    return _parse(*entries[0]) if entries else None
-
-
 def user_feed_key(user_id: Any) -> str:
     return f"{settings.REDIS_KEY_PREFIX}:user:{user_id}:jobs"
 
@@ -337,21 +380,27 @@ def announce_access_revoked(user_id: Any, key_prefix: str | None) -> None:
 
 
 def append_event_notifying(
-    job_id: Any, attempt: int, event_type: str, data: dict[str, Any], *, owner_id: Any, change: dict[str, Any]
+    job_id: Any,
+    attempt: int,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    owner_id: Any,
+    change: dict[str, Any],
+    floor: int = 0,
 ) -> None:
     """Append a status change to the job's log and tell its owner's tabs, in one round trip.
 
-    Raises Superseded (the owner is told anyway: the status is the database's, not the log's).
+    Raises Superseded or LogLost (the owner is told anyway: the status is the database's, not the log's).
     """
     pipe = redis_client().pipeline(transaction=False)
-    _append(job_id, attempt, event_type, data, client=pipe)
+    _append(job_id, attempt, event_type, data, floor, client=pipe)
     _notify_user(pipe, owner_id, change)
     appended, *notified = execute(pipe)
-    for reply in (appended, *notified):
+    for reply in notified:
         if isinstance(reply, Exception):
             raise reply
-    if appended is None:
-        raise Superseded(f"job {job_id}: attempt {attempt} was superseded")
+    _checked(job_id, attempt, appended)
 
 
 def append_first_notifying(

@@ -90,22 +90,29 @@ def job_replay_after(job: Job, after: int) -> list[Event]:
     return [replace(event, seq=after + index) for index, event in enumerate(rest, start=1)]
 
 
-def _ending(job: Job, late: list[Event], after: int, newest: Event | None) -> list[Event]:
-    """What a watcher still needs once the job is finished and the log went quiet.
+def _ending(job: Job, log: list[Event], after: int) -> list[Event]:
+    """What a watcher at `after` still needs once the job is finished and its log went quiet.
 
-    `newest` is the log's last event (None: the log expired). A log that ends without `done`
-    (its worker died between storing the result and saying so) is ended here; one that ends
-    with a `done` the watcher has already read has nothing more to say.
+    `log` is everything the log holds ([] once it expired or was lost). A log that ends without
+    `done` (its worker died between storing the result and saying so, or Redis was away as the
+    job ended) is ended here; should its text differ from the stored one (Redis came back with
+    events missing), a restart and the stored text come first. A log that ends with a `done`
+    the watcher has already read has nothing more to say.
     """
-    if late:
-        if late[-1].type == "done":
-            return late
-        after = late[-1].seq
-    if newest is None:
+    if not log:
         return job_replay_after(job, after)
-    if newest.type == "done" and newest.seq <= after:
+    late = [event for event in log if event.seq > after]
+    if late and late[-1].type == "done":
+        return late
+    if log[-1].type == "done":
         return []
-    return [*late, Event(after + 1, "done", job.attempt, job_replay_events(job)[-1].data)]
+    stored = job_replay_events(job)
+    rest = [stored[-1]]
+    if visible_text(log) != job.output_text:
+        restart = Event(0, "status", job.attempt, {"status": "running", "attempt": job.attempt, "restart": True})
+        rest = [restart, *stored[1:]]
+    after = late[-1].seq if late else after
+    return [*late, *(replace(event, seq=after + index) for index, event in enumerate(rest, start=1))]
 
 
 def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHECK_MS) -> Iterator[Event]:
@@ -121,7 +128,7 @@ def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHE
             continue
         job = Job.objects.get(id=job_id)
         if job.is_finished:
-            yield from _ending(job, streams.read_events(job_id, after), after, streams.newest_event(job_id))
+            yield from _ending(job, streams.read_events(job_id), after)
             return
 
 
@@ -158,8 +165,7 @@ async def job_events_follow_async(
                     yield None
                 continue
             job = await run_db(Job.objects.get, id=job_id)
-            late = await streams.aread_events(job_id, after)
-            for event in _ending(job, late, after, await streams.anewest_event(job_id)):
+            for event in _ending(job, await streams.aread_events(job_id), after):
                 yield event
             return
 

@@ -53,6 +53,8 @@ class _Progress:
 
     tokens: list[str] = field(default_factory=list)
     shown: str = ""
+    # How far the attempt knows the job's log reached (JobLog.position): where its `done` goes.
+    log_position: int | None = 0
 
     @property
     def text(self) -> str:
@@ -111,7 +113,7 @@ def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
             text = _generate(job, backend, lease, progress, usage.prompt_tokens)
             usage = Usage(usage.prompt_tokens, completion_tokens=progress.completion_tokens)
             status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
-            return {"status": status, "usage": usage, "output_text": text}
+            return {"status": status, "usage": usage, "output_text": text, "log_position": progress.log_position}
         return {"status": JobStatus.SUCCEEDED, "usage": usage, "output_json": _compute(job, backend)}
     except _Interrupted:
         logger.info("job %s attempt %s was superseded; dropping its result", job.id, job.attempt)
@@ -129,6 +131,7 @@ def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
         "output_text": progress.text,
         "error_code": code,
         "error_message": message,
+        "log_position": progress.log_position,
     }
 
 
@@ -148,17 +151,23 @@ def _generate(job: Job, backend: Backend, lease: Lease, progress: _Progress, pro
     seeded, so it usually comes out the same) and sends only what is new; if
     it comes out different, it tells watchers to start over with a restart.
     """
+    earlier = streams.read_events(job.id) if job.attempt > 1 else []
+    progress.shown = visible_text(earlier)
     # Deltas go out as tokens come, coalesced; held ones go out on time even if the backend stalls.
     # Among other jobs, the process's log writer sends them: no thread waits for Redis per delta.
-    with JobLog(job.id, job.attempt, on_cancel=lease.cancel_reported) as log:
-        return _generate_into(job, backend, lease, progress, prompt_tokens, log)
+    position = earlier[-1].seq if earlier else 0
+    with JobLog(job.id, job.attempt, on_cancel=lease.cancel_reported, shown=progress.shown, position=position) as log:
+        try:
+            return _generate_into(job, backend, lease, progress, prompt_tokens, log)
+        finally:
+            progress.log_position = log.position
 
 
 def _generate_into(
     job: Job, backend: Backend, lease: Lease, progress: _Progress, prompt_tokens: int, log: JobLog
 ) -> str:
     sender = streams.DeltaSender(lambda text: _send(log, "delta", {"text": text}))
-    shown = progress.shown = visible_text(streams.read_events(job.id)) if job.attempt > 1 else ""
+    shown = progress.shown
     tokens = progress.tokens
     resuming = bool(shown)
     generated = ""
@@ -247,7 +256,15 @@ def _compute(job: Job, backend: Backend) -> dict[str, Any]:
 
 
 def _finish(
-    job, lease: Lease, status, usage, output_text="", output_json=None, error_code="", error_message=""
+    job,
+    lease: Lease,
+    status,
+    usage,
+    output_text="",
+    output_json=None,
+    error_code="",
+    error_message="",
+    log_position: int | None = 0,
 ) -> str | None:
     lease.end()  # a heartbeat after the result is stored would find the job finished, not lost
     finished = job_finish(
@@ -261,5 +278,6 @@ def _finish(
         error_message=error_message,
         owner_id=job.owner_id,
         has_webhook=hasattr(job, "webhook"),  # job_start loaded it (a LEFT JOIN)
+        log_position=log_position,
     )
     return status if finished else None

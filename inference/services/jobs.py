@@ -222,7 +222,9 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
         if not (canceled.exists() and _cancel_settle(canceled, job_id=job_id, now=now)):
             _expire_if_overdue(job_id, now)
         return None
-    _announce(job.id, job.owner_id, attempt, "status", {"status": JobStatus.RUNNING, "attempt": attempt})
+    # The first event of a log whose `queued` could not be written (Redis was away): nobody saw one.
+    running = {"status": JobStatus.RUNNING, "attempt": attempt}
+    _announce(job.id, job.owner_id, attempt, "status", running, log_floor=0)
     webhooks_on_job_event(job.id, "start", has_webhook=hasattr(job, "webhook"))
     return job
 
@@ -332,11 +334,15 @@ def job_finish(
     error_message: str = "",
     owner_id: Any = None,
     has_webhook: bool | None = None,
+    log_position: int | None = 0,
 ) -> bool:
     """Store the one result of a running attempt; False if the attempt lost its job.
 
     A worker passes the job's `owner_id` and `has_webhook` as it started the job with them
-    (neither changes after creation), sparing a query at the end of every job.
+    (neither changes after creation), sparing a query at the end of every job, and how far it
+    knows the job's log reached (`log_position`, None if it could not repair a log that lost
+    events): the `done` goes into the log only if the log is still there, else watchers get
+    the end from the database.
     """
     assert status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
     result = dict(
@@ -365,7 +371,16 @@ def job_finish(
             owner_id, hook = Job.objects.filter(id=job_id).values_list("owner_id", "webhook__job_id").first()
             has_webhook = hook is not None
         _announce_end(
-            job_id, owner_id, attempt, status, usage, output_json, error_code, error_message, has_webhook=has_webhook
+            job_id,
+            owner_id,
+            attempt,
+            status,
+            usage,
+            output_json,
+            error_code,
+            error_message,
+            has_webhook=has_webhook,
+            log_floor=None if log_position is None else max(log_position, 1),
         )
     return bool(finished)
 
@@ -532,9 +547,9 @@ def _requeue(job: Job, candidates: QuerySet[Job], now) -> bool:
         )
         if requeued:
             enqueue_job(job_id=job.id, attempt=next_attempt, queue=job.model.queue)
-            # Written under the new attempt: this fences the lost worker out of the log.
+            # Written under the new attempt: this fences the lost worker out of the log, even one gone.
             status = {"status": JobStatus.QUEUED, "attempt": next_attempt}
-            _announce(job.id, job.owner_id, next_attempt, "status", status)
+            _announce(job.id, job.owner_id, next_attempt, "status", status, log_floor=0)
     return bool(requeued)
 
 
@@ -579,17 +594,38 @@ def _partial_output(job_id: Any) -> str:
 # ------------------------------------------------------------------------------
 
 
-def _announce(job_id: Any, owner_id: Any, attempt: int, event_type: str, data: dict[str, Any]) -> None:
+# What a status or an end is appended with: the log must be there. One that is gone (expired, or lost
+# with a Redis that restarted empty) may have had events watchers read; begun again at 1, it would
+# show them the wrong part of the story, while a missing log is rebuilt from the database.
+LOG_MUST_EXIST = 1
+
+
+def _announce(
+    job_id: Any,
+    owner_id: Any,
+    attempt: int,
+    event_type: str,
+    data: dict[str, Any],
+    log_floor: int | None = LOG_MUST_EXIST,
+) -> None:
+    """Append an event to the job's log, and tell its owner's tabs of a status; `log_floor` None: tell the tabs only."""
     try:
         if event_type in ("status", "done"):
             change = {"job": str(job_id), "status": data["status"], "attempt": attempt}
             if "usage" in data:  # the job has ended: its tabs show what it cost without a reload
                 change["tokens"] = data["usage"]["total_tokens"]
-            streams.append_event_notifying(job_id, attempt, event_type, data, owner_id=owner_id, change=change)
-        else:
-            streams.append_event(job_id, attempt, event_type, data)
+            if log_floor is None:
+                streams.notify_user(owner_id, change)
+            else:
+                streams.append_event_notifying(
+                    job_id, attempt, event_type, data, owner_id=owner_id, change=change, floor=log_floor
+                )
+        elif log_floor is not None:
+            streams.append_event(job_id, attempt, event_type, data, floor=log_floor)
     except streams.Superseded:
         pass
+    except streams.LogLost:
+        logger.info("the event log of %s lost events; its watchers get the rest from the database", job_id)
     except Exception:
         # Watchers fall back to the stored job when the log is missing.
         logger.warning("could not append %s to the event log of %s", event_type, job_id, exc_info=True)
@@ -605,13 +641,22 @@ def _announce_queued(job: Job) -> None:
 
 
 def _announce_end(
-    job_id, owner_id, attempt, status, usage: Usage, output_json, error_code, error_message, has_webhook=None
+    job_id,
+    owner_id,
+    attempt,
+    status,
+    usage: Usage,
+    output_json,
+    error_code,
+    error_message,
+    has_webhook=None,
+    log_floor: int | None = LOG_MUST_EXIST,
 ) -> None:
     if error_code:
         message = job_error_message(code=error_code, message=error_message)  # the log has no reader in particular
-        _announce(job_id, owner_id, attempt, "error", {"code": error_code, "message": message})
+        _announce(job_id, owner_id, attempt, "error", {"code": error_code, "message": message}, log_floor)
     data: dict[str, Any] = {"status": status, "usage": usage.as_dict()}
     if output_json is not None:
         data["output"] = output_json
-    _announce(job_id, owner_id, attempt, "done", data)
+    _announce(job_id, owner_id, attempt, "done", data, log_floor)
     webhooks_on_job_event(job_id, "completed", has_webhook=has_webhook)

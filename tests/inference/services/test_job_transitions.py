@@ -309,7 +309,9 @@ def test_a_job_retried_after_its_queue_deadline_runs_its_retry(job):
     assert job_start(job_id=job.id, attempt=2, worker="w2") is not None
 
 
+@pytest.mark.django_db(transaction=True)  # its `queued` is announced on commit: the log the error goes into
 def test_an_expired_job_tells_watchers_why(job):
+    assert [event.type for event in _log(job)] == ["status"]
     _pass_the_queue_deadline(job)
 
     jobs_reap()

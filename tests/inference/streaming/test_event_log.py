@@ -98,20 +98,20 @@ def test_appends_of_many_jobs_take_one_round_trip_and_survive_a_redis_that_forgo
     other = job_submit(user=owner, model="echo", input=CHAT)
     before = _script_exists_calls()
     replies = streams.append_all_reporting_cancel(
-        [(job.id, 1, "delta", {"text": "one "}), (job.id, 1, "delta", {"text": "two "})]
+        [(job.id, 1, "delta", {"text": "one "}, 0), (job.id, 1, "delta", {"text": "two "}, 0)]
     )
-    assert [streams.appended_reply(job.id, 1, reply) for reply in replies] == [False, False]
+    assert [streams.appended_reply(job.id, 1, reply) for reply in replies] == [(1, False), (2, False)]
     # redis-py asks SCRIPT EXISTS before every pipeline holding a Script: a round trip more per delta.
     assert _script_exists_calls() == before
 
     streams.redis_client().script_flush()  # as a restarted Redis: the script is gone
     streams.request_cancel(job.id)
     replies = streams.append_all_reporting_cancel(
-        [(job.id, 1, "delta", {"text": "three"}), (other.id, 1, "delta", {"text": "x"})]
+        [(job.id, 1, "delta", {"text": "three"}, 2), (other.id, 1, "delta", {"text": "x"}, 0)]
     )
 
-    assert streams.appended_reply(job.id, 1, replies[0]) is True  # its owner asked it to stop
-    assert streams.appended_reply(other.id, 1, replies[1]) is False
+    assert streams.appended_reply(job.id, 1, replies[0]) == (3, True)  # its owner asked it to stop
+    assert streams.appended_reply(other.id, 1, replies[1]) == (1, False)
     assert visible_text(streams.read_events(job.id)) == "one two three"
     assert [event.seq for event in streams.read_events(job.id)] == [1, 2, 3]
     assert visible_text(streams.read_events(other.id)) == "x"
@@ -124,22 +124,22 @@ def test_a_superseded_attempts_append_is_refused_alone_among_the_others(owner, e
 
     replies = streams.append_all_reporting_cancel(
         [
-            (other.id, 1, "delta", {"text": "a "}),
-            (job.id, 1, "delta", {"text": "stale"}),
-            (other.id, 1, "delta", {"text": "b"}),
+            (other.id, 1, "delta", {"text": "a "}, 0),
+            (job.id, 1, "delta", {"text": "stale"}, 0),
+            (other.id, 1, "delta", {"text": "b"}, 0),
         ]
     )
 
     with pytest.raises(streams.Superseded):
         streams.appended_reply(job.id, 1, replies[1])
-    assert [streams.appended_reply(other.id, 1, replies[i]) for i in (0, 2)] == [False, False]
+    assert [streams.appended_reply(other.id, 1, replies[i]) for i in (0, 2)] == [(1, False), (2, False)]
     assert visible_text(streams.read_events(other.id)) == "a b"
     assert [event.type for event in streams.read_events(job.id)] == ["status"]
 
 
 def test_a_connection_redis_dropped_between_two_batches_is_replaced_before_the_next(owner, echo_model):
     job = job_submit(user=owner, model="echo", input=CHAT)
-    streams.append_all_reporting_cancel([(job.id, 1, "delta", {"text": "one "})])
+    streams.append_all_reporting_cancel([(job.id, 1, "delta", {"text": "one "}, 0)])
     pool = streams.redis_client().connection_pool
     connection = pool.get_connection()
     connection.send_command("CLIENT", "ID")
@@ -148,9 +148,9 @@ def test_a_connection_redis_dropped_between_two_batches_is_replaced_before_the_n
     with redis.Redis.from_url(settings.REDIS_URL) as killer:
         assert killer.client_kill_filter(_id=client_id) == 1
 
-    replies = streams.append_all_reporting_cancel([(job.id, 1, "delta", {"text": "two"})])
+    replies = streams.append_all_reporting_cancel([(job.id, 1, "delta", {"text": "two"}, 1)])
 
-    assert streams.appended_reply(job.id, 1, replies[0]) is False
+    assert streams.appended_reply(job.id, 1, replies[0]) == (2, False)
     assert visible_text(streams.read_events(job.id)) == "one two"
     reused = pool.get_connection()
     pool.release(reused)

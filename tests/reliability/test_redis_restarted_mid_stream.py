@@ -1,0 +1,111 @@
+"""Redis restarted empty while jobs stream (no persistence: their logs, the queues, all gone).
+
+The jobs go on in their workers and succeed; each log is re-seeded above every position a
+watcher held, so a watcher that reconnects with `after=N` ends with exactly the stored answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from inference.models import Job, JobStatus
+from tests.reliability.paced_jobs import slow_echo_model, wait_finished
+from tests.support.processes import DaphneProcess, free_port, start_redis
+from tests.support.watchers import Watch, watch_job
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
+
+QUEUE = "redis-restart"
+WORDS = "one two three four five"
+TOKENS = 300
+
+
+@pytest.fixture
+def platform_on_own_redis(worker_env, tmp_path):
+    """daphne and the worker's environment on a Redis of this test's own, to restart at will."""
+    port = free_port()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    redis = {"server": start_redis(port, tmp_path)}
+
+    def restart_empty() -> None:
+        redis["server"].terminate()
+        redis["server"].wait(timeout=10)
+        redis["server"] = start_redis(port, tmp_path)
+
+    server = DaphneProcess({**worker_env, "REDIS_URL": redis_url}).start()
+    yield server, {"REDIS_URL": redis_url}, restart_empty
+    server.stop()
+    redis["server"].terminate()
+    redis["server"].wait(timeout=10)
+
+
+def _follow_through_outages(server, job_id: str, key: str, on_event) -> Watch:
+    """Watch a job as a client does: told to come back (4503) or cut, it reconnects with `after=N`."""
+    watch = Watch()
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = watch.seqs[-1] if watch.events else 0
+        try:
+            with connect(f"{server.ws_url}/ws/jobs/{job_id}/?after={after}", additional_headers=headers) as ws:
+                while True:
+                    watch.events.append(json.loads(ws.recv(timeout=30)))
+                    on_event(watch)
+        except ConnectionClosed as closed:
+            watch.close_code = closed.rcvd.code if closed.rcvd else None
+            if watch.close_code == 1000:
+                return watch
+        except OSError:
+            pass  # refused while daphne's Redis is away: try again, as a client backs off
+        time.sleep(0.2)
+    raise AssertionError(f"the watcher of {job_id} never saw its job end")
+
+
+def _expected_text() -> str:
+    words = WORDS.split()
+    return " ".join(words[i % len(words)] for i in range(TOKENS))
+
+
+@pytest.mark.parametrize(
+    ("pool", "jobs"),
+    [
+        ("prefork", 1),  # as `make run` deploys it: a job that Celery canceled on losing its broker died with it
+        ("threads", 3),  # several jobs, their deltas through the process's one log writer
+    ],
+)
+def test_jobs_streaming_through_a_redis_restart_succeed_and_watchers_end_with_their_text(
+    start_worker, platform_on_own_redis, owner, owner_key, pool, jobs
+):
+    server, redis_env, restart_empty = platform_on_own_redis
+    slow_echo_model(queue=QUEUE, tokens=TOKENS, tokens_per_second=50, max_output_tokens=500)
+    worker = start_worker(QUEUE, env=redis_env, as_deployed=True, pool=pool, concurrency=max(jobs, 2))
+    auth = {"Authorization": f"Bearer {owner_key}"}
+    body = {"model": "slow-echo", "input": {"messages": [{"role": "user", "content": WORDS}]}}
+    job_ids = [httpx.post(f"{server.url}/api/v1/jobs", json=body, headers=auth).json()["id"] for _ in range(jobs)]
+    restarted = []
+
+    def restart_once_streaming(watch: Watch) -> None:
+        if not restarted and sum(event["type"] == "delta" for event in watch.events) >= 5:
+            restart_empty()
+            restarted.append(watch.seqs[-1])
+
+    watches = [_follow_through_outages(server, job_ids[0], owner_key, restart_once_streaming)]
+    watches += [_follow_through_outages(server, job_id, owner_key, lambda watch: None) for job_id in job_ids[1:]]
+
+    for job_id, watch in zip(job_ids, watches, strict=True):
+        job = wait_finished(Job.objects.get(id=job_id))
+        assert (job.status, job.attempt) == (JobStatus.SUCCEEDED, 1), job.error_message
+        assert job.output_text == _expected_text()
+        assert watch.seqs == sorted(set(watch.seqs)), "no event twice, none out of order"
+        assert watch.text == job.output_text
+        assert watch_job(server, job_id, owner_key).text == job.output_text  # and anyone watching from the start
+    first = watches[0]
+    assert restarted, "Redis was never restarted"
+    assert any(event["type"] == "status" and event["data"].get("restart") for event in first.events)
+    assert "its event log is written again" in worker.log()
