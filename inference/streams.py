@@ -343,6 +343,17 @@ async def aread_events(job_id: Any, after: int = 0, count: int | None = None) ->
     return [_parse(entry_id, fields) for entry_id, fields in entries]
 
 
+def newest_event(job_id: Any) -> Event | None:
+    """The last event of the job's log; None when it has no log (never written, expired, or lost)."""
+    entries = redis_client().xrevrange(log_key(job_id), count=1)
+    return _parse(*entries[0]) if entries else None
+
+
+async def anewest_event(job_id: Any) -> Event | None:
+    entries = await async_redis_client().xrevrange(log_key(job_id), count=1)
+    return _parse(*entries[0]) if entries else None
+
+
 def user_feed_key(user_id: Any) -> str:
     return f"{settings.REDIS_KEY_PREFIX}:user:{user_id}:jobs"
 

@@ -90,29 +90,36 @@ def job_replay_after(job: Job, after: int) -> list[Event]:
     return [replace(event, seq=after + index) for index, event in enumerate(rest, start=1)]
 
 
-def _ending(job: Job, log: list[Event], after: int) -> list[Event]:
+def _ending(job: Job, late: list[Event], after: int, newest: Event | None, log: list[Event]) -> list[Event]:
     """What a watcher at `after` still needs once the job is finished and its log went quiet.
 
-    `log` is everything the log holds ([] once it expired or was lost). A log that ends without
-    `done` (its worker died between storing the result and saying so, or Redis was away as the
-    job ended) is ended here; should its text differ from the stored one (Redis came back with
-    events missing), a restart and the stored text come first. A log that ends with a `done`
-    the watcher has already read has nothing more to say.
+    `late` is what the log holds past `after`, `newest` its last event (None: it expired or was
+    lost). A log that ends without a `done` for this watcher (its worker died between storing the
+    result and saying so, or Redis was away as the job ended) is ended here, from the stored job;
+    should the text the watcher then shows differ from the stored one (Redis came back with
+    events missing), a restart and the stored text come first. That text is read from the whole
+    `log`, which the caller reads only when `_log_needed`.
     """
-    if not log:
-        return job_replay_after(job, after)
-    late = [event for event in log if event.seq > after]
     if late and late[-1].type == "done":
         return late
-    if log[-1].type == "done":
+    if newest is None:
+        return job_replay_after(job, after)
+    after = late[-1].seq if late else after
+    if newest.type == "done" and newest.seq <= after:
         return []
     stored = job_replay_events(job)
     rest = [stored[-1]]
-    if visible_text(log) != job.output_text:
+    if visible_text([event for event in log if event.seq <= after]) != job.output_text:
         restart = Event(0, "status", job.attempt, {"status": "running", "attempt": job.attempt, "restart": True})
         rest = [restart, *stored[1:]]
-    after = late[-1].seq if late else after
     return [*late, *(replace(event, seq=after + index) for index, event in enumerate(rest, start=1))]
+
+
+def _log_needed(late: list[Event], after: int, newest: Event | None) -> bool:
+    """Whether `_ending` ends the log itself, and so needs the whole log to know what the watcher shows."""
+    if (late and late[-1].type == "done") or newest is None:
+        return False
+    return not (newest.type == "done" and newest.seq <= (late[-1].seq if late else after))
 
 
 def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHECK_MS) -> Iterator[Event]:
@@ -128,7 +135,9 @@ def job_events_follow(*, job_id: Any, after: int = 0, poll_ms: int = SILENCE_CHE
             continue
         job = Job.objects.get(id=job_id)
         if job.is_finished:
-            yield from _ending(job, streams.read_events(job_id), after)
+            late, newest = streams.read_events(job_id, after), streams.newest_event(job_id)
+            log = streams.read_events(job_id) if _log_needed(late, after, newest) else []
+            yield from _ending(job, late, after, newest, log)
             return
 
 
@@ -165,7 +174,9 @@ async def job_events_follow_async(
                     yield None
                 continue
             job = await run_db(Job.objects.get, id=job_id)
-            for event in _ending(job, await streams.aread_events(job_id), after):
+            late, newest = await streams.aread_events(job_id, after), await streams.anewest_event(job_id)
+            log = await streams.aread_events(job_id) if _log_needed(late, after, newest) else []
+            for event in _ending(job, late, after, newest, log):
                 yield event
             return
 
