@@ -64,14 +64,15 @@ if KEYS[4] then return {seq, redis.call('EXISTS', KEYS[4])} end
 return seq
 """
 )
-# The same append, only as the log's first event, with its owner's tabs told (KEYS[4] their feed).
+# The same append, only as the log's first event, with its owner's tabs told (KEYS[4] their feed; ARGV[6],
+# the floor, goes unread: a first event has none).
 _APPEND_FIRST = (
     """
 if redis.call('EXISTS', KEYS[3]) == 1 then return false end
 """
     + _APPEND_STEPS
     + """
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[7])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'data', ARGV[8])
 redis.call('EXPIRE', KEYS[4], ARGV[5])
 return seq
 """
@@ -422,16 +423,9 @@ def append_first_notifying(
     False, and nothing written, when something came first: a job's `queued` is announced after its
     message is sent, and a worker that started it meanwhile has already said `running`.
     """
-    keys = [*_keys(job_id, "log", "fence", "seq"), user_feed_key(owner_id)]
-    args = [
-        attempt,
-        event_type,
-        json_codec.dumps(data),
-        settings.EVENT_LOG_MAX_EVENTS,
-        settings.EVENT_LOG_TTL_SECONDS,
-        USER_FEED_MAX,
-        json_codec.dumps(change),
-    ]
+    keys, args = _append_call(job_id, attempt, event_type, data, 0)
+    keys.append(user_feed_key(owner_id))
+    args += [USER_FEED_MAX, json_codec.dumps(change)]
     return _append_first_script()(keys=keys, args=args) is not None
 
 
