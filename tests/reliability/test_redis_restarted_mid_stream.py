@@ -6,65 +6,18 @@ watcher held, so a watcher that reconnects with `after=N` ends with exactly the 
 
 from __future__ import annotations
 
-import json
-import time
-
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from inference.models import Job, JobStatus
 from tests.reliability.paced_jobs import slow_echo_model, wait_finished
-from tests.support.processes import DaphneProcess, free_port, start_redis
-from tests.support.watchers import Watch, watch_job
+from tests.support.watchers import Watch, follow_through_outages, watch_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.slow]
 
 QUEUE = "redis-restart"
 WORDS = "one two three four five"
 TOKENS = 300
-
-
-@pytest.fixture
-def platform_on_own_redis(worker_env, tmp_path):
-    """daphne and the worker's environment on a Redis of this test's own, to restart at will."""
-    port = free_port()
-    redis_url = f"redis://127.0.0.1:{port}/0"
-    redis = {"server": start_redis(port, tmp_path)}
-
-    def restart_empty() -> None:
-        redis["server"].terminate()
-        redis["server"].wait(timeout=10)
-        redis["server"] = start_redis(port, tmp_path)
-
-    server = DaphneProcess({**worker_env, "REDIS_URL": redis_url}).start()
-    yield server, {"REDIS_URL": redis_url}, restart_empty
-    server.stop()
-    redis["server"].terminate()
-    redis["server"].wait(timeout=10)
-
-
-def _follow_through_outages(server, job_id: str, key: str, on_event) -> Watch:
-    """Watch a job as a client does: told to come back (4503) or cut, it reconnects with `after=N`."""
-    watch = Watch()
-    headers = {"Authorization": f"Bearer {key}"}
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        after = watch.seqs[-1] if watch.events else 0
-        try:
-            with connect(f"{server.ws_url}/ws/jobs/{job_id}/?after={after}", additional_headers=headers) as ws:
-                while True:
-                    watch.events.append(json.loads(ws.recv(timeout=30)))
-                    on_event(watch)
-        except ConnectionClosed as closed:
-            watch.close_code = closed.rcvd.code if closed.rcvd else None
-            if watch.close_code == 1000:
-                return watch
-        except OSError:
-            pass  # refused while daphne's Redis is away: try again, as a client backs off
-        time.sleep(0.2)
-    raise AssertionError(f"the watcher of {job_id} never saw its job end")
 
 
 def _expected_text() -> str:
@@ -95,8 +48,8 @@ def test_jobs_streaming_through_a_redis_restart_succeed_and_watchers_end_with_th
             restart_empty()
             restarted.append(watch.seqs[-1])
 
-    watches = [_follow_through_outages(server, job_ids[0], owner_key, restart_once_streaming)]
-    watches += [_follow_through_outages(server, job_id, owner_key, lambda watch: None) for job_id in job_ids[1:]]
+    watches = [follow_through_outages(server, job_ids[0], owner_key, restart_once_streaming)]
+    watches += [follow_through_outages(server, job_id, owner_key, lambda watch: None) for job_id in job_ids[1:]]
 
     for job_id, watch in zip(job_ids, watches, strict=True):
         job = wait_finished(Job.objects.get(id=job_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -91,3 +92,25 @@ def read_sse(response: httpx.Response, limit: int | None = None) -> Watch:
             if limit is not None and len(watch.events) >= limit:
                 break
     return watch
+
+
+def follow_through_outages(server, job_id: str, key: str, on_event) -> Watch:
+    """Watch a job as a client does: told to come back (4503) or cut, it reconnects with `after=N`."""
+    watch = Watch()
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = watch.seqs[-1] if watch.events else 0
+        try:
+            with connect(f"{server.ws_url}/ws/jobs/{job_id}/?after={after}", additional_headers=headers) as ws:
+                while True:
+                    watch.events.append(json.loads(ws.recv(timeout=30)))
+                    on_event(watch)
+        except ConnectionClosed as closed:
+            watch.close_code = closed.rcvd.code if closed.rcvd else None
+            if watch.close_code == 1000:
+                return watch
+        except OSError:
+            pass  # refused while daphne's Redis is away: try again, as a client backs off
+        time.sleep(0.2)
+    raise AssertionError(f"the watcher of {job_id} never saw its job end")
