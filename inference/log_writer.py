@@ -15,8 +15,9 @@ come after that wait.
 
 Redis going away, or coming back empty, is no failure of the job: its model goes on
 generating while the log cannot be written, and once Redis answers again the log is
-re-seeded above every position a watcher can hold, with a restart and the whole text so
-far (streams.reseed). Watchers reconnecting with `after=N` then show exactly that text.
+re-seeded above every position a watcher can hold (above the job's reservation, kept in
+PostgreSQL: streams.RESERVED_EVENTS), with a restart and the whole text so far
+(streams.reseed). Watchers reconnecting with `after=N` then show exactly that text.
 """
 
 from __future__ import annotations
@@ -115,6 +116,28 @@ _generating = 0
 _generating_lock = threading.Lock()
 
 
+class LogReservation:
+    """The position a job's log may reach, as PostgreSQL keeps it (streams.RESERVED_EVENTS), and
+    the writes that move it: `reserve(upto)`, and `restart_floor()`, which reserves past a lost
+    log's new start and returns it."""
+
+    def __init__(self, reserved: int, reserve: Callable[[int], None], restart_floor: Callable[[], int]):
+        self.reserved = reserved
+        self._reserve = reserve
+        self._restart_floor = restart_floor
+
+    def cover(self, highest: int) -> None:
+        """Before an append that may take the log to `highest`: reserve more if it could pass the reservation."""
+        if highest > self.reserved + streams.UNRESERVED_EVENTS:
+            self._reserve(highest + streams.RESERVED_EVENTS)
+            self.reserved = highest + streams.RESERVED_EVENTS
+
+    def restart_floor(self) -> int:
+        floor = self._restart_floor()
+        self.reserved = max(self.reserved, floor + streams.RESERVED_EVENTS)
+        return floor
+
+
 class JobLog:
     """One attempt's events on their way to the log, through the process's LogWriter when it has company.
 
@@ -125,13 +148,21 @@ class JobLog:
     """
 
     def __init__(
-        self, job_id: Any, attempt: int, on_cancel: Callable[[bool], None], *, shown: str = "", position: int = 0
+        self,
+        job_id: Any,
+        attempt: int,
+        on_cancel: Callable[[bool], None],
+        reservation: LogReservation,
+        *,
+        shown: str = "",
+        position: int = 0,
     ):
         """`shown`: the text watchers already have from earlier attempts, at `position` in the log."""
         self.job_id = job_id
         self.attempt = attempt
         self.position: int | None = position
         self._on_cancel = on_cancel
+        self._reservation = reservation
         self._written = threading.Condition()
         self._in_flight = 0
         self._error: BaseException | None = None
@@ -139,6 +170,7 @@ class JobLog:
         self._text: list[str] = [shown] if shown else []
         self._lost = False  # Redis was away or lost events: re-seed before appending again
         self._next_repair = 0.0
+        self._restart_at: int | None = None  # where the re-seed of a lost log starts, once reserved
 
     def __enter__(self) -> JobLog:
         global _generating
@@ -157,16 +189,18 @@ class JobLog:
             self._raise_error()
             self._remember(event_type, data)
             lost = self._lost
-            if not lost:
-                # Only with nothing of its own still queued, or its events could overtake each other.
-                alone = _generating <= 1 and self._in_flight == 0
-                self._in_flight += 1
-                floor = self.position
+            highest = (self.position or 0) + self._in_flight + 1  # where this event lands at the most
         if lost:
             # The event is in the text a re-seed sends: generation goes on while Redis is away.
             if time.monotonic() >= self._next_repair:
                 self._repair()
             return
+        self._reservation.cover(highest)
+        with self._written:
+            # Only with nothing of its own still queued, or its events could overtake each other.
+            alone = _generating <= 1 and self._in_flight == 0
+            self._in_flight += 1
+            floor = self.position
         append = (self.job_id, self.attempt, event_type, data, floor)
         if alone:
             try:
@@ -211,8 +245,11 @@ class JobLog:
     def _repair(self) -> None:
         """Re-seed the log once every append sent has its reply; if Redis is still away, try again later."""
         self._wait_replied()  # each lands, or fails with the outage, before the re-seed that covers it
+        if self._restart_at is None:
+            # Above the reservation, not just this attempt's position: the other writers' statuses may be past it.
+            self._restart_at = max(self.position or 0, self._reservation.restart_floor())
         with self._written:
-            text, floor = "".join(self._text), self.position or 0
+            text, floor = "".join(self._text), self._restart_at
         try:
             position = streams.reseed(self.job_id, self.attempt, text, floor)
         except streams.REDIS_UNREACHABLE:
@@ -221,6 +258,7 @@ class JobLog:
         with self._written:
             self.position = max(position, floor)
             self._lost = False
+        self._restart_at = None
         logger.info("job %s: its event log is written again, from %s on", self.job_id, floor + 1)
 
     def _replied(self, reply: Any) -> None:

@@ -109,6 +109,9 @@ class Job(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     max_attempts = models.PositiveSmallIntegerField(default=3)
     worker = models.CharField(max_length=255, blank=True)
+    # A sequence number the job's event log may reach (streams.RESERVED_EVENTS): a log lost with
+    # Redis starts again above it, past every position a watcher may hold.
+    log_seq_reserved = models.PositiveIntegerField(default=0, editable=False)
     # NULL, not "", for "no key": the unique constraint must ignore jobs without one.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)

@@ -79,6 +79,21 @@ return seq
 )
 LOST = -1  # the append script's reply for a log behind its writer's floor
 
+# A log lost with Redis (it keeps nothing on disk) starts again above every position a watcher can
+# hold, even when the worker that knew its position died with it: PostgreSQL keeps a position each
+# job's log may reach (Job.log_seq_reserved). A worker reserves RESERVED_EVENTS more before its
+# appends could pass that by more than UNRESERVED_EVENTS (a job of fewer events never writes one),
+# and a lost log starts again RESTART_GAP above it: room for those and for the few statuses that
+# other writers (the API, the reaper) append.
+RESERVED_EVENTS = 1000
+UNRESERVED_EVENTS = 50
+RESTART_GAP = 100
+
+
+def restart_floor(reserved: int) -> int:
+    """Where a lost log starts again, after the job's reserved position."""
+    return reserved + RESTART_GAP
+
 
 MAX_CONNECTIONS = 10_000
 # Connections of daphne's client, per event loop: its commands are short, never blocking.
@@ -224,10 +239,11 @@ def append_event(job_id: Any, attempt: int, event_type: str, data: dict[str, Any
     return int(_append(job_id, attempt, event_type, data, floor))
 
 
-def reseed(job_id: Any, attempt: int, text: str, floor: int) -> int:
-    """Start the log again after `floor` with a restart, then `text`: all that watchers should show. Returns
-    the last sequence number. Watchers anywhere at or before `floor` get the restart and the text."""
-    restart = {"status": "running", "attempt": attempt, "restart": True}
+def reseed(job_id: Any, attempt: int, text: str, floor: int, status: str = "running") -> int:
+    """Start the log again after `floor` with a restart (a `status` event), then `text`: all that watchers
+    should show. Returns the last sequence number. Watchers anywhere at or before `floor` get the restart
+    and the text."""
+    restart = {"status": status, "attempt": attempt, "restart": True}
     pipe = redis_client().pipeline(transaction=False)
     _append(job_id, attempt, "status", restart, floor, client=pipe, reseeding=True)
     if text:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +15,18 @@ from inference import streams, worker_connections
 from inference.backends import Backend, BackendError
 from inference.lease import Lease
 from inference.loaded_models import backend_for
-from inference.log_writer import JobLog
+from inference.log_writer import JobLog, LogReservation
 from inference.models import Job, JobStatus, Task
 from inference.services.events import visible_text
-from inference.services.jobs import Usage, estimate_tokens, job_finish, job_mark_first_token, job_start
+from inference.services.jobs import (
+    Usage,
+    estimate_tokens,
+    job_finish,
+    job_log_restart_floor,
+    job_mark_first_token,
+    job_reserve_log,
+    job_start,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -156,11 +165,36 @@ def _generate(job: Job, backend: Backend, lease: Lease, progress: _Progress, pro
     # Deltas go out as tokens come, coalesced; held ones go out on time even if the backend stalls.
     # Among other jobs, the process's log writer sends them: no thread waits for Redis per delta.
     position = earlier[-1].seq if earlier else 0
-    with JobLog(job.id, job.attempt, on_cancel=lease.cancel_reported, shown=progress.shown, position=position) as log:
+    log = JobLog(
+        job.id, job.attempt, lease.cancel_reported, job_log_reservation(job), shown=progress.shown, position=position
+    )
+    with log:
         try:
             return _generate_into(job, backend, lease, progress, prompt_tokens, log)
         finally:
             progress.log_position = log.position
+
+
+def job_log_reservation(job: Job) -> LogReservation:
+    """The position the job's log may reach, moved by its attempt's writes to the database."""
+
+    def reserve(upto: int) -> None:
+        _giving_back_connection(lambda: job_reserve_log(job_id=job.id, upto=upto))
+
+    def restart_floor() -> int:
+        return _giving_back_connection(lambda: job_log_restart_floor(job_id=job.id))
+
+    return LogReservation(job.log_seq_reserved, reserve, restart_floor)
+
+
+def _giving_back_connection(write: Callable[[], Any]) -> Any:
+    """A database write in the middle of a stream: a connection the job had given back is given back again."""
+    given_back = db.connection.connection is None
+    try:
+        return write()
+    finally:
+        if given_back:
+            db.connection.close()
 
 
 def _generate_into(

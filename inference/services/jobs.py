@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
@@ -222,9 +222,13 @@ def job_start(*, job_id: Any, attempt: int, worker: str) -> Job | None:
         if not (canceled.exists() and _cancel_settle(canceled, job_id=job_id, now=now)):
             _expire_if_overdue(job_id, now)
         return None
-    # The first event of a log whose `queued` could not be written (Redis was away): nobody saw one.
-    running = {"status": JobStatus.RUNNING, "attempt": attempt}
-    _announce(job.id, job.owner_id, attempt, "status", running, log_floor=0)
+    if attempt == 1:
+        # The first event of a log whose `queued` could not be written (Redis was away): nobody saw one,
+        # and watchers that did see it lose no text when `running` comes first in a log begun again.
+        running = {"status": JobStatus.RUNNING, "attempt": attempt}
+        _announce(job.id, job.owner_id, attempt, "status", running, log_floor=0)
+    else:
+        job_announce_going_on(job, attempt, JobStatus.RUNNING)
     webhooks_on_job_event(job.id, "start", has_webhook=hasattr(job, "webhook"))
     return job
 
@@ -266,6 +270,21 @@ def jobs_heartbeat(*, attempts: Iterable[tuple[Any, int]]) -> dict[tuple[str, in
 def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int) -> None:
     """Record when the first token came, and the prompt's size: a job settled without its worker still has it."""
     _mark_first_token(job_id=job_id, attempt=attempt, now=timezone.now(), prompt_tokens=prompt_tokens)
+
+
+def job_reserve_log(*, job_id: Any, upto: int) -> None:
+    """Let the job's event log reach `upto` (streams.RESERVED_EVENTS); a reservation never goes back."""
+    Job.objects.filter(id=job_id).update(log_seq_reserved=Greatest(F("log_seq_reserved"), Value(upto)))
+
+
+def job_log_restart_floor(*, job_id: Any) -> int:
+    """Where the job's lost log starts again: above every position it may have reached. The restarted
+    log's own events are reserved at once, so a log lost again starts above them in turn."""
+    with transaction.atomic():
+        reserved = Job.objects.select_for_update().values_list("log_seq_reserved", flat=True).get(id=job_id)
+        floor = streams.restart_floor(reserved)
+        Job.objects.filter(id=job_id).update(log_seq_reserved=floor + streams.RESERVED_EVENTS)
+    return floor
 
 
 @dataclass(frozen=True)
@@ -548,8 +567,7 @@ def _requeue(job: Job, candidates: QuerySet[Job], now) -> bool:
         if requeued:
             enqueue_job(job_id=job.id, attempt=next_attempt, queue=job.model.queue)
             # Written under the new attempt: this fences the lost worker out of the log, even one gone.
-            status = {"status": JobStatus.QUEUED, "attempt": next_attempt}
-            _announce(job.id, job.owner_id, next_attempt, "status", status, log_floor=0)
+            job_announce_going_on(job, next_attempt, JobStatus.QUEUED)
     return bool(requeued)
 
 
@@ -629,6 +647,30 @@ def _announce(
     except Exception:
         # Watchers fall back to the stored job when the log is missing.
         logger.warning("could not append %s to the event log of %s", event_type, job_id, exc_info=True)
+
+
+def job_announce_going_on(job: Job, attempt: int, status: str) -> None:
+    """Announce that a job goes on after an attempt ended (queued again, running again).
+
+    Its log must be there: one lost with Redis while the worker that knew its position died too
+    (a power cut takes both) starts again above every position a watcher can hold, with this
+    status as a restart, so watchers coming back drop what the earlier attempt showed them.
+    """
+    data = {"status": status, "attempt": attempt}
+    change = {"job": str(job.id), "status": status, "attempt": attempt}
+    try:
+        try:
+            streams.append_event_notifying(
+                job.id, attempt, "status", data, owner_id=job.owner_id, change=change, floor=LOG_MUST_EXIST
+            )
+        except streams.LogLost:
+            floor = job_log_restart_floor(job_id=job.id)
+            streams.reseed(job.id, attempt, "", floor, status=status)
+            logger.info("the event log of %s was lost; it starts again from %s", job.id, floor + 1)
+    except streams.Superseded:
+        pass
+    except Exception:
+        logger.warning("could not append %s to the event log of %s", status, job.id, exc_info=True)
 
 
 def _announce_queued(job: Job) -> None:

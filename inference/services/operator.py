@@ -17,11 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from inference import streams
 from inference.errors import Conflict
 from inference.models import AIModel, Job, JobClient, JobStatus, Task
 from inference.queueing import enqueue_job
-from inference.services.jobs import job_submit
+from inference.services.jobs import job_announce_going_on, job_submit
 
 logger = logging.getLogger(__name__)
 
@@ -75,19 +74,11 @@ def job_requeue(*, job: Job) -> str:
                 deadline_at=max(job.deadline_at, now + timedelta(minutes=5)),
             ):
                 enqueue_job(job_id=job.id, attempt=next_attempt, queue=job.model.queue)
-                transaction.on_commit(lambda: _announce_requeued(job, next_attempt))
+                transaction.on_commit(lambda: job_announce_going_on(job, next_attempt, JobStatus.QUEUED))
                 job.refresh_from_db()
                 return "requeued"
     job.refresh_from_db()
     raise Conflict(f"This job is {job.status} and cannot be requeued now.", code="not_stuck")
-
-
-def _announce_requeued(job: Job, attempt: int) -> None:
-    try:
-        # Written under the new attempt: it fences the lost worker out of the log.
-        streams.append_event(job.id, attempt, "status", {"status": JobStatus.QUEUED, "attempt": attempt})
-    except Exception:
-        logger.warning("could not append the requeue of %s to its log", job.id, exc_info=True)
 
 
 SAMPLE_INPUTS: dict[str, dict[str, Any]] = {

@@ -4,14 +4,17 @@ A wipe here deletes the job's keys, as a Redis restarted without persistence has
 """
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from inference import streams
 from inference.log_writer import JobLog
-from inference.models import JobStatus
+from inference.models import Job, JobStatus
 from inference.services.events import job_events_follow, visible_text
-from inference.services.jobs import Usage, job_finish, job_start, job_submit
+from inference.services.execution import job_log_reservation
+from inference.services.jobs import Usage, job_finish, job_reserve_log, job_start, job_submit, jobs_reap
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +27,10 @@ def job(owner, echo_model):
     job = job_submit(user=owner, model="echo", input=CHAT)
     job_start(job_id=job.id, attempt=1, worker="w1")  # its `running` opens the log
     return job
+
+
+def _job_log(job) -> JobLog:
+    return JobLog(job.id, 1, lambda canceled: None, job_log_reservation(job))
 
 
 def _wipe(job) -> None:
@@ -67,7 +74,7 @@ def test_an_append_behind_its_writers_floor_is_refused_and_a_reseed_goes_on_abov
 
 
 def test_a_jobs_writer_reseeds_a_log_wiped_mid_stream_with_the_whole_text(job):
-    with JobLog(job.id, 1, on_cancel=lambda canceled: None) as log:
+    with _job_log(job) as log:
         log.send("delta", {"text": "one "})
         log.send("delta", {"text": "two "})
         log.wait_written()
@@ -79,13 +86,21 @@ def test_a_jobs_writer_reseeds_a_log_wiped_mid_stream_with_the_whole_text(job):
 
     events = streams.read_events(job.id)
     assert before == 3
-    assert [(event.seq, event.type) for event in events] == [(4, "status"), (5, "delta")]
+    restart = streams.restart_floor(0) + 1  # above the job's reservation: it had none, its log being short
+    assert [(event.seq, event.type) for event in events] == [(restart, "status"), (restart + 1, "delta")]
     assert events[0].data == {"status": "running", "attempt": 1, "restart": True}
     assert events[1].data == {"text": ANSWER}
-    assert log.position == 5
+    assert log.position == restart + 1
+    job.refresh_from_db()
+    assert job.log_seq_reserved == restart - 1 + streams.RESERVED_EVENTS  # a log lost again starts above this one
 
     job_finish(
-        job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(3, 4), output_text=ANSWER, log_position=5
+        job_id=job.id,
+        attempt=1,
+        status=JobStatus.SUCCEEDED,
+        usage=Usage(3, 4),
+        output_text=ANSWER,
+        log_position=log.position,
     )
     lost = [
         streams.Event(1, "status", 1, {"status": "running", "attempt": 1}),
@@ -93,7 +108,7 @@ def test_a_jobs_writer_reseeds_a_log_wiped_mid_stream_with_the_whole_text(job):
         streams.Event(3, "delta", 1, {"text": "two "}),
     ]
     reseeded = streams.read_events(job.id)
-    for after in range(6):  # wherever a watcher was before the end, in the log that was lost or in the new one
+    for after in [*range(4), restart, restart + 1]:  # wherever a watcher was, in the log that was lost or the new one
         seen = [event for event in (lost if after <= before else reseeded) if event.seq <= after]
         events = _follow(job, after)
         seqs = [event.seq for event in events]
@@ -106,17 +121,18 @@ def test_a_jobs_writer_reseeds_a_log_wiped_mid_stream_with_the_whole_text(job):
 def test_a_log_that_starts_again_at_one_under_a_writer_is_reseeded_too(job):
     # Wiped before this attempt's first append came back: it could only see its event land at 1.
     _wipe(job)
-    with JobLog(job.id, 1, on_cancel=lambda canceled: None) as log:
+    with _job_log(job) as log:
         log.send("delta", {"text": "one two "})
         log.send("delta", {"text": "three four"})
         log.wait_written()
 
-    assert [event.seq for event in streams.read_events(job.id)] == [1, 2, 3]
+    restart = streams.restart_floor(0) + 1
+    assert [event.seq for event in streams.read_events(job.id)] == [1, restart, restart + 1]
     assert visible_text(streams.read_events(job.id, after=1)) == ANSWER
 
 
 def test_a_done_stays_out_of_a_log_lost_after_the_last_delta_and_watchers_get_the_stored_end(job, owner):
-    with JobLog(job.id, 1, on_cancel=lambda canceled: None) as log:
+    with _job_log(job) as log:
         log.send("delta", {"text": "one two "})
         log.wait_written()
     _wipe(job)
@@ -151,3 +167,53 @@ def test_a_finished_jobs_log_that_lacks_only_its_end_gets_only_the_end(job):
     _drop_done(job)
 
     assert [(event.seq, event.type) for event in _follow(job, after=2)] == [(3, "done")]
+
+
+def test_a_writer_reserves_its_logs_positions_before_its_appends_pass_the_reservation(job):
+    with _job_log(job) as log:
+        for index in range(3 * streams.UNRESERVED_EVENTS):
+            log.send("delta", {"text": f"{index} "})
+            log.wait_written()
+            job.refresh_from_db()
+            assert log.position <= job.log_seq_reserved + streams.UNRESERVED_EVENTS, index
+
+    assert 0 < job.log_seq_reserved - log.position <= streams.RESERVED_EVENTS  # one write covers many events
+
+
+def test_a_job_retried_after_its_log_was_lost_with_its_worker_starts_again_above_the_reservation(job):
+    # A power cut: the worker and Redis die together, and nobody knows how far the log went but the database.
+    job_reserve_log(job_id=job.id, upto=700)
+    streams.append_event(job.id, 1, "delta", {"text": "one two "}, floor=1)
+    _wipe(job)
+    Job.objects.filter(id=job.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+
+    assert jobs_reap().requeued == 1
+    restart = streams.restart_floor(700) + 1
+    [queued] = streams.read_events(job.id)
+    assert (queued.seq, queued.type, queued.data) == (
+        restart,
+        "status",
+        {"status": "queued", "attempt": 2, "restart": True},
+    )
+
+    _wipe(job)  # and again before the retry started
+    job_start(job_id=job.id, attempt=2, worker="w2")
+    [running] = streams.read_events(job.id)
+    assert running.seq > restart  # above what watchers of the restarted log may have read
+    assert running.data == {"status": "running", "attempt": 2, "restart": True}
+
+
+def test_a_retry_whose_log_survived_goes_on_where_it_was(job):
+    streams.append_event(job.id, 1, "delta", {"text": "one two "}, floor=1)
+    before = _log(job)
+    Job.objects.filter(id=job.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+
+    jobs_reap()
+    job_start(job_id=job.id, attempt=2, worker="w2")
+
+    events = streams.read_events(job.id)
+    assert _log(job) == [*before, (before[-1][0] + 1, "status"), (before[-1][0] + 2, "status")]
+    assert [event.data for event in events[-2:]] == [
+        {"status": "queued", "attempt": 2},
+        {"status": "running", "attempt": 2},
+    ]
