@@ -24,3 +24,16 @@ def platform_on_own_redis(worker_env, tmp_path):
     server.stop()
     redis["server"].terminate()
     redis["server"].wait(timeout=10)
+
+
+@pytest.fixture
+def session_worker_paused(celery_worker):
+    """The session's shared worker stopped for the test, and started again after it.
+
+    Its beat reaps every job of the test database: a job of a platform on its own Redis, once
+    its worker is gone, could be requeued by that reaper onto the session's Redis, where no
+    worker of the test would ever see it.
+    """
+    celery_worker.stop()
+    yield
+    celery_worker.start()

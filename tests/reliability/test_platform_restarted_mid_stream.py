@@ -27,7 +27,7 @@ ONE_TOKEN_PER_DELTA = {"STREAM_COALESCE_TOKENS": "1"}
 # Early (no log position reserved yet), and well on (past streams.RESTART_GAP: a position reserved)
 @pytest.mark.parametrize("events_before_the_cut", [4, 150])
 def test_a_job_cut_off_with_the_whole_platform_succeeds_again_and_its_watcher_ends_with_its_text(
-    start_worker, platform_on_own_redis, owner, owner_key, events_before_the_cut
+    session_worker_paused, start_worker, platform_on_own_redis, owner, owner_key, events_before_the_cut
 ):
     server, redis_env, restart_empty = platform_on_own_redis
     slow_echo_model(queue=QUEUE, tokens=TOKENS, tokens_per_second=100, max_output_tokens=1000)
