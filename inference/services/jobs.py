@@ -273,18 +273,30 @@ def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int) -> No
 
 
 def job_reserve_log(*, job_id: Any, upto: int) -> None:
-    """Let the job's event log reach `upto` (streams.RESERVED_EVENTS); a reservation never goes back."""
-    Job.objects.filter(id=job_id).update(log_seq_reserved=Greatest(F("log_seq_reserved"), Value(upto)))
+    """Let the job's event log reach `upto` (streams.RESERVED_EVENTS); a reservation never goes back.
+
+    From a streaming job: tried again through a dropped connection (the write is idempotent).
+    """
+
+    def reserve() -> None:
+        Job.objects.filter(id=job_id).update(log_seq_reserved=Greatest(F("log_seq_reserved"), Value(upto)))
+
+    _through_a_dropped_connection(job_id, reserve, lambda: False, doing="its log's positions were reserved")
 
 
 def job_log_restart_floor(*, job_id: Any) -> int:
     """Where the job's lost log starts again: above every position it may have reached. The restarted
-    log's own events are reserved at once, so a log lost again starts above them in turn."""
-    with transaction.atomic():
-        reserved = Job.objects.select_for_update().values_list("log_seq_reserved", flat=True).get(id=job_id)
-        floor = streams.restart_floor(reserved)
-        Job.objects.filter(id=job_id).update(log_seq_reserved=floor + streams.RESERVED_EVENTS)
-    return floor
+    log's own events are reserved at once, so a log lost again starts above them in turn (a retry
+    through a dropped connection may skip further: any floor above the reservation will do)."""
+
+    def restart_floor() -> int:
+        with transaction.atomic():
+            reserved = Job.objects.select_for_update().values_list("log_seq_reserved", flat=True).get(id=job_id)
+            floor = streams.restart_floor(reserved)
+            Job.objects.filter(id=job_id).update(log_seq_reserved=floor + streams.RESERVED_EVENTS)
+        return floor
+
+    return _through_a_dropped_connection(job_id, restart_floor, lambda: False, doing="its lost log was given a start")
 
 
 @dataclass(frozen=True)
@@ -384,7 +396,7 @@ def job_finish(
         """Whether this very call stored it (`now` is its own), on a try that lost only its reply."""
         return Job.objects.filter(id=job_id, attempt=attempt, status=status, finished_at=result["now"]).exists()
 
-    finished = _through_a_dropped_connection(job_id, store, stored_before)
+    finished = bool(_through_a_dropped_connection(job_id, store, stored_before))
     if finished:
         if owner_id is None or has_webhook is None:
             owner_id, hook = Job.objects.filter(id=job_id).values_list("owner_id", "webhook__job_id").first()
@@ -404,7 +416,9 @@ def job_finish(
     return bool(finished)
 
 
-def _through_a_dropped_connection(job_id: Any, store: Callable[[], int], stored_before: Callable[[], bool]) -> bool:
+def _through_a_dropped_connection(
+    job_id: Any, store: Callable[[], Any], stored_before: Callable[[], bool], doing: str = "the result was stored"
+) -> Any:
     """`store()`, tried again on a new connection while the database is away (a restart, a failover).
 
     A job's result is minutes of a model's work: dropping it because PostgreSQL restarted as it
@@ -417,13 +431,11 @@ def _through_a_dropped_connection(job_id: Any, store: Callable[[], int], stored_
     retrying = False
     while True:
         try:
-            return bool((retrying and stored_before()) or store())
+            return (retrying and stored_before()) or store()
         except (OperationalError, InterfaceError) as exc:
             if connection.in_atomic_block or time.monotonic() + pause > deadline:
                 raise
-            logger.warning(
-                "job %s: the database dropped its connection as the result was stored (%s); retrying", job_id, exc
-            )
+            logger.warning("job %s: the database dropped its connection as %s (%s); retrying", job_id, doing, exc)
             connection.close()  # the next query connects anew
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
