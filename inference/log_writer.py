@@ -132,6 +132,13 @@ class LogReservation:
             self._reserve(highest + streams.RESERVED_EVENTS)
             self.reserved = highest + streams.RESERVED_EVENTS
 
+    def ahead(self, highest: int) -> int:
+        """The reservation to write along with another write of the attempt's (its first token's mark),
+        for the log to reach `highest` and well past it. Only the running attempt writes one: the
+        reservation it started with (or a later one of its own) is the job's, and this is never less."""
+        self.reserved = max(self.reserved, highest + streams.RESERVED_EVENTS)
+        return self.reserved
+
     def restart_floor(self) -> int:
         floor = self._restart_floor()
         self.reserved = max(self.reserved, floor + streams.RESERVED_EVENTS)
@@ -211,6 +218,12 @@ class JobLog:
             self._raise_error()
             return
         _writer.append(append, self._replied)
+
+    def reserve_ahead(self) -> int:
+        """The log reservation to write with the first token's mark (LogReservation.ahead)."""
+        with self._written:
+            highest = (self.position or 0) + self._in_flight + 1
+        return self._reservation.ahead(highest)
 
     def wait_written(self) -> None:
         """Return once every event sent is in the log; raises the first failure among them.

@@ -215,7 +215,7 @@ def _generate_into(
             if resuming:
                 if shown.startswith(generated):
                     if first:
-                        job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
+                        _mark_first_token(job, log, prompt_tokens)
                         release_connection_at = _release_at(hold_connection)
                     continue
                 resuming = False
@@ -226,7 +226,7 @@ def _generate_into(
                     token = generated
             sender.add(token)
             if first:  # after the delta is out: watchers should not wait for this write
-                job_mark_first_token(job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens)
+                _mark_first_token(job, log, prompt_tokens)
                 release_connection_at = _release_at(hold_connection)
             elif release_connection_at and time.monotonic() >= release_connection_at:
                 # A stream can last minutes: it should not hold a database connection meanwhile.
@@ -250,6 +250,12 @@ def _generate_into(
     if lease.lost.is_set():
         raise _Interrupted
     return generated
+
+
+def _mark_first_token(job: Job, log: JobLog, prompt_tokens: int) -> None:
+    job_mark_first_token(
+        job_id=job.id, attempt=job.attempt, prompt_tokens=prompt_tokens, log_seq_reserved=log.reserve_ahead()
+    )
 
 
 def _release_at(hold_seconds: float | None) -> float:

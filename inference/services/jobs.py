@@ -198,12 +198,12 @@ _claim = PrecompiledUpdate(
     fields={**_JOB_FIELDS, "worker": "worker"},
 )
 _mark_first_token = PrecompiledUpdate(
-    lambda job_id, attempt, now, prompt_tokens: (
+    lambda job_id, attempt, now, prompt_tokens, log_seq_reserved: (
         _running_attempt(job_id, attempt),
-        {"first_token_at": now, "prompt_tokens": prompt_tokens},
+        {"first_token_at": now, "prompt_tokens": prompt_tokens, "log_seq_reserved": log_seq_reserved},
     ),
-    placeholders={**_ANY_JOB, "prompt_tokens": 987_654_321},
-    fields={**_JOB_FIELDS, "prompt_tokens": "prompt_tokens"},
+    placeholders={**_ANY_JOB, "prompt_tokens": 987_654_321, "log_seq_reserved": 987_654_322},
+    fields={**_JOB_FIELDS, "prompt_tokens": "prompt_tokens", "log_seq_reserved": "log_seq_reserved"},
 )
 
 
@@ -267,9 +267,19 @@ def jobs_heartbeat(*, attempts: Iterable[tuple[Any, int]]) -> dict[tuple[str, in
     return renewed
 
 
-def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int) -> None:
-    """Record when the first token came, and the prompt's size: a job settled without its worker still has it."""
-    _mark_first_token(job_id=job_id, attempt=attempt, now=timezone.now(), prompt_tokens=prompt_tokens)
+def job_mark_first_token(*, job_id: Any, attempt: int, prompt_tokens: int, log_seq_reserved: int) -> None:
+    """Record when the first token came, and the prompt's size: a job settled without its worker still has it.
+
+    It also reserves the log's positions (`log_seq_reserved`, never less than the job had: see
+    LogReservation.ahead), sparing most jobs a write of their own for it in the middle of their stream.
+    """
+    _mark_first_token(
+        job_id=job_id,
+        attempt=attempt,
+        now=timezone.now(),
+        prompt_tokens=prompt_tokens,
+        log_seq_reserved=log_seq_reserved,
+    )
 
 
 def job_reserve_log(*, job_id: Any, upto: int) -> None:
@@ -677,6 +687,7 @@ def job_announce_going_on(job: Job, attempt: int, status: str) -> None:
             )
         except streams.LogLost:
             floor = job_log_restart_floor(job_id=job.id)
+            job.log_seq_reserved = floor + streams.RESERVED_EVENTS  # for the attempt this job starts
             streams.reseed(job.id, attempt, "", floor, status=status)
             logger.info("the event log of %s was lost; it starts again from %s", job.id, floor + 1)
     except streams.Superseded:

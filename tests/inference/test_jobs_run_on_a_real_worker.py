@@ -50,6 +50,8 @@ def test_the_streamed_deltas_add_up_to_the_stored_output(celery_worker, owner, e
     assert [event.seq for event in events] == list(range(1, len(events) + 1))
     assert events[-1].type == "done"
     assert events[-1].data["usage"]["completion_tokens"] == 300
+    # Reserved with the first token's mark, past every event: a log lost now would start again above them.
+    assert events[-1].seq < job.log_seq_reserved <= events[-1].seq + streams.RESERVED_EVENTS
 
 
 def test_a_failing_backend_fails_the_job_with_its_code(celery_worker, owner):

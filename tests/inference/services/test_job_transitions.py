@@ -322,7 +322,7 @@ def test_an_expired_job_tells_watchers_why(job):
 
 def test_a_cancel_settled_by_the_reaper_keeps_the_text_of_every_attempt(job):
     job_start(job_id=job.id, attempt=1, worker="w1")
-    job_mark_first_token(job_id=job.id, attempt=1, prompt_tokens=3)
+    job_mark_first_token(job_id=job.id, attempt=1, prompt_tokens=3, log_seq_reserved=1000)
     streams.append_event(job.id, 1, "delta", {"text": "one two "})
     _go_stale(job)
     jobs_reap()
