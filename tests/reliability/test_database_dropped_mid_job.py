@@ -24,18 +24,18 @@ def _drop_the_workers_connections() -> int:
 
 
 @pytest.mark.parametrize(
-    ("tokens", "first_write_after_the_drop"),
+    ("tokens", "tokens_per_second", "first_write_after_the_drop"),
     [
-        (30, "the result was stored"),
-        # A delta a token: the log passes streams.UNRESERVED_EVENTS and its worker reserves positions first.
-        (120, "its log's positions were reserved"),
+        (60, 30, "the result was stored"),
+        # A delta a token, past the positions its first token reserved: it reserves more before it goes on.
+        (1200, 400, "its log's positions were reserved"),
     ],
 )
 def test_a_result_is_stored_through_a_connection_dropped_while_the_job_ran(
-    celery_worker, start_worker, owner, tokens, first_write_after_the_drop
+    celery_worker, start_worker, owner, tokens, tokens_per_second, first_write_after_the_drop
 ):
-    slow_echo_model(queue="dropped", tokens=tokens, tokens_per_second=30)
-    worker = start_worker("dropped", env={"PGAPPNAME": APPLICATION})
+    slow_echo_model(queue="dropped", tokens=tokens, tokens_per_second=tokens_per_second, max_output_tokens=2000)
+    worker = start_worker("dropped", env={"PGAPPNAME": APPLICATION, "STREAM_COALESCE_TOKENS": "1"})
     job = job_submit(user=owner, model="slow-echo", input={"messages": [{"role": "user", "content": "a b c"}]})
     wait_streaming(job)
 
