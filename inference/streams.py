@@ -81,10 +81,10 @@ LOST = -1  # the append script's reply for a log behind its writer's floor
 
 # A log lost with Redis (it keeps nothing on disk) starts again above every position a watcher can
 # hold, even when the worker that knew its position died with it: PostgreSQL keeps a position each
-# job's log may reach (Job.log_seq_reserved). A worker reserves RESERVED_EVENTS more before its
-# appends could pass that by more than UNRESERVED_EVENTS (a job of fewer events never writes one),
-# and a lost log starts again RESTART_GAP above it: room for those and for the few statuses that
-# other writers (the API, the reaper) append.
+# job's log may reach (Job.log_seq_reserved). A worker reserves RESERVED_EVENTS ahead with its
+# first token's mark, and again, in a write of its own, before its appends could pass that by more
+# than UNRESERVED_EVENTS; a lost log starts again RESTART_GAP above it: room for those and for the
+# few statuses that other writers (the API, the reaper) append.
 RESERVED_EVENTS = 1000
 UNRESERVED_EVENTS = 50
 RESTART_GAP = 100
