@@ -206,11 +206,12 @@ def test_marking_the_first_token_touches_only_the_running_attempt(owner, echo_mo
     job = _queued_job(owner, echo_model, status=JobStatus.RUNNING, attempt=2)
     now = timezone.now()
 
-    assert _mark_first_token(job_id=job.id, attempt=1, now=now, prompt_tokens=7) == 0
-    assert _mark_first_token(job_id=job.id, attempt=2, now=now, prompt_tokens=7) == 1
+    mark = dict(job_id=job.id, now=now, prompt_tokens=7, log_seq_reserved=1003)
+    assert _mark_first_token(attempt=1, **mark) == 0
+    assert _mark_first_token(attempt=2, **mark) == 1
 
     job.refresh_from_db()
-    assert (job.first_token_at, job.prompt_tokens) == (now, 7)
+    assert (job.first_token_at, job.prompt_tokens, job.log_seq_reserved) == (now, 7, 1003)
 
 
 def test_an_update_whose_placeholders_collide_once_prepared_is_refused(owner, echo_model):
