@@ -110,8 +110,9 @@ class Job(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=3)
     worker = models.CharField(max_length=255, blank=True)
     # A sequence number the job's event log may reach (streams.RESERVED_EVENTS): a log lost with
-    # Redis starts again above it, past every position a watcher may hold.
-    log_seq_reserved = models.PositiveIntegerField(default=0, editable=False)
+    # Redis starts again above it, past every position a watcher may hold. A default in the database
+    # too: processes still running the code before it insert jobs without it during a rolling deploy.
+    log_seq_reserved = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     # NULL, not "", for "no key": the unique constraint must ignore jobs without one.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
