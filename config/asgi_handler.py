@@ -29,6 +29,25 @@ from django.db import close_old_connections, reset_queries
 DJANGO_REQUEST_STARTED_WORK = (reset_queries, close_old_connections)
 
 
+def break_request_cycles(request, response) -> None:
+    """Once a response has been sent and closed, unlink the request from what links back to it.
+
+    Django's middleware ties each request in reference cycles (`request.user`, a lazy object
+    whose function holds the request; `request.auser`; the messages storage), and so does DRF
+    (its view and its Request hold each other, and the response holds both). Left to the
+    cyclic collector, a few thousand requests' objects were freed in its full passes, which
+    stop every stream daphne serves meanwhile; unlinked here, each request's objects go as
+    its response does.
+    """
+    context = getattr(response, "renderer_context", None)  # a DRF response: its view and Request
+    if context:
+        for part in (context.get("view"), context.get("request")):
+            if part is not None:
+                vars(part).clear()
+        context.clear()
+    vars(request).clear()
+
+
 class RequestHandler(ASGIHandler):
     """Django's ASGIHandler, middleware and sync views on the request's thread in one crossing.
 
@@ -48,6 +67,23 @@ class RequestHandler(ASGIHandler):
         def on_request_thread(request):
             for work in DJANGO_REQUEST_STARTED_WORK:
                 work()
-            return chain(request)
+            response = chain(request)
+            response._resource_closers.append(lambda: break_request_cycles(request, response))
+            return response
 
         self._middleware_chain = sync_to_async(on_request_thread, thread_sensitive=True)
+
+    async def listen_for_disconnect(self, receive) -> None:
+        """Return when the client goes, where Django raises RequestAborted.
+
+        daphne says `http.disconnect` as each response ends, so Django's listener raised for every
+        request: `handle()` re-raised the exception to ignore it, and its traceback held handle's
+        frame, which held the task that held the exception. Each request's objects (~110: the
+        request, its response, its session...) were left in a reference cycle for the cyclic
+        collector, whose full passes then freed 25,000 of them at once every few seconds under
+        load, a 40-80 ms pause in every stream daphne served. Django 5.2's `handle()` treats a
+        listener that returned exactly as one that raised RequestAborted: either way the request
+        still running is canceled.
+        """
+        message = await receive()
+        assert message["type"] == "http.disconnect", f"Invalid ASGI message after request body: {message['type']}"
