@@ -196,7 +196,7 @@ class JobLog:
             self._raise_error()
             self._remember(event_type, data)
             lost = self._lost
-            highest = (self.position or 0) + self._in_flight + 1  # where this event lands at the most
+            highest = self._highest_next()
         if lost:
             # The event is in the text a re-seed sends: generation goes on while Redis is away.
             if time.monotonic() >= self._next_repair:
@@ -222,8 +222,12 @@ class JobLog:
     def reserve_ahead(self) -> int:
         """The log reservation to write with the first token's mark (LogReservation.ahead)."""
         with self._written:
-            highest = (self.position or 0) + self._in_flight + 1
+            highest = self._highest_next()
         return self._reservation.ahead(highest)
+
+    def _highest_next(self) -> int:
+        """Where the next event lands in the log at the most, every append in flight before it (hold `_written`)."""
+        return (self.position or 0) + self._in_flight + 1
 
     def wait_written(self) -> None:
         """Return once every event sent is in the log; raises the first failure among them.
