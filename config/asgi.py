@@ -18,6 +18,7 @@ from config import (  # noqa: E402
     autobahn_debug_lines,
     twisted_form_parsing,
     twisted_write_through,
+    websocket_cycles,
 )
 from config.asgi_handler import RequestHandler  # noqa: E402
 from config.request_threads import RequestThreads  # noqa: E402
@@ -28,6 +29,7 @@ autobahn_close_handshake.install()
 autobahn_debug_lines.install()
 twisted_form_parsing.install()
 twisted_write_through.install()
+websocket_cycles.install()
 
 application = ProtocolTypeRouter(
     {

@@ -151,8 +151,10 @@ def start_redis(port: int, directory: Path) -> subprocess.Popen:
 class DaphneProcess:
     """A real daphne serving config.asgi on a free loopback port."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], module: str = "daphne"):
+        """`module`: what `python -m` runs with daphne's arguments (daphne, or a wrapper of it)."""
         self.env = env
+        self.module = module
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -168,7 +170,7 @@ class DaphneProcess:
 
     def start(self) -> DaphneProcess:
         """Start daphne; again after `kill`, on the same address (a restart), its log carrying on."""
-        args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"]
+        args = [sys.executable, "-m", self.module, "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"]
         log = open(self.log_path, "a" if self.process else "w")  # noqa: SIM115  (closed with the process)
         self.process = subprocess.Popen(
             args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
