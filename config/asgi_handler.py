@@ -41,11 +41,20 @@ def break_request_cycles(request, response) -> None:
     """
     context = getattr(response, "renderer_context", None)  # a DRF response: its view and Request
     if context:
-        for part in (context.get("view"), context.get("request")):
-            if part is not None:
-                vars(part).clear()
-        context.clear()
+        break_drf_view_cycles(context)
     vars(request).clear()
+
+
+def break_drf_view_cycles(context: dict) -> None:
+    """Unlink a DRF view, its Request and its Response (the `renderer_context` DRF gives each) from each other.
+
+    The view holds its Request and a bound method of its own (`head`, set from `get`), the
+    Request its parser context that names it, and the Response a renderer context that names it.
+    """
+    for part in (context.get("view"), context.get("request")):
+        if part is not None:
+            vars(part).clear()
+    context.clear()
 
 
 class RequestHandler(ASGIHandler):

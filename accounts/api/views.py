@@ -18,6 +18,7 @@ from accounts.api.serializers import (
 from accounts.selectors import api_key_get_for_user, api_keys_for_user
 from accounts.services import api_key_create, api_key_revoke
 from inference.api.schema import WRITE, errors
+from inference.api.serializers import validated
 
 
 class ApiKeyListCreateView(APIView):
@@ -39,9 +40,8 @@ class ApiKeyListCreateView(APIView):
         tags=["keys"],
     )
     def post(self, request: Request) -> Response:
-        payload = ApiKeyCreateInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        issued = api_key_create(user=request.user, name=payload.validated_data["name"])
+        payload = validated(ApiKeyCreateInput(data=request.data))
+        issued = api_key_create(user=request.user, name=payload["name"])
         body = {**api_key_representation(issued.api_key), "key": issued.plaintext}
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -20,6 +20,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.asgi_handler import break_drf_view_cycles
 from inference.db_threads import run_db
 
 T = TypeVar("T")
@@ -57,9 +58,15 @@ class AsyncAPIView(APIView):
         except Exception as exc:
             response = self.handle_exception(exc)
         if isinstance(response, StreamingHttpResponse):
-            return response
-        response = self.finalize_response(request, response, *args, **kwargs)
-        return _rendered(response)
+            answer = response
+        else:
+            response = self.finalize_response(request, response, *args, **kwargs)
+            answer = _rendered(response)
+        # What goes out is rendered or streams on its own: this view, its Request and its DRF Response
+        # are done, and unlinked now they go at once rather than in a pause of the cyclic collector.
+        # (For a sync view, config/asgi_handler.py does this when the response closes.)
+        break_drf_view_cycles(getattr(response, "renderer_context", None) or {"view": self, "request": request})
+        return answer
 
     async def run_db_authenticated(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Authenticate the request, then run `func`, in one database call (see `authenticates_itself`)."""

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference.api.schema import errors
-from inference.api.serializers import query_data
+from inference.api.serializers import query_data, validated
 from inference.usage import usage_for_user
 
 
@@ -66,6 +66,5 @@ class UsageView(APIView):
         tags=["usage"],
     )
     def get(self, request: Request) -> Response:
-        query = UsageQuery(data=query_data(request))
-        query.is_valid(raise_exception=True)
-        return Response(usage_for_user(user=request.user, days=query.validated_data["days"]))
+        query = validated(UsageQuery(data=query_data(request)))
+        return Response(usage_for_user(user=request.user, days=query["days"]))

@@ -26,6 +26,7 @@ from inference.api.serializers import (
     job_representation,
     job_urls,
     query_data,
+    validated,
 )
 from inference.api.sse import event_stream_response, follow_events
 from inference.api.waiting import job_wait_finished, preferred_wait
@@ -59,9 +60,7 @@ RETRY_AFTER_HEADER = OpenApiParameter(
 
 def _submit(request: Request) -> tuple[bool, Job]:
     """Validate and create the job; also whether its events were asked for instead of the job."""
-    payload = JobCreateInput(data=request.data)
-    payload.is_valid(raise_exception=True)
-    payload = payload.validated_data
+    payload = validated(JobCreateInput(data=request.data))
     hook = payload.get("webhook")
     webhook = WebhookRequest(url=hook["url"], events=tuple(hook["events"])) if hook else None
     try:
@@ -127,9 +126,7 @@ class JobListCreateView(AsyncAPIView):
         return await run_db(self._list, request)
 
     def _list(self, request: Request) -> Response:
-        filters = JobListFilters(data=query_data(request, repeatable=("status",)))
-        filters.is_valid(raise_exception=True)
-        params = filters.validated_data
+        params = validated(JobListFilters(data=query_data(request, repeatable=("status",))))
         jobs = jobs_for_user(user=request.user)
         if params.get("status"):
             jobs = jobs.filter(status__in=params["status"])
