@@ -155,7 +155,7 @@ def test_a_requests_objects_are_freed_with_it_not_left_to_the_cyclic_collector(h
 
 @pytest.mark.django_db(transaction=True)
 def test_a_submitted_jobs_objects_are_freed_with_it(handler, owner, owner_key, echo_model):
-    # Its DRF input serializer and its fields held each other, as did its view and DRF Request: 78 objects per job.
+    # Its DRF input serializer and its fields held each other, as did its view and DRF Request: 78 objects a job before.
     owner.plan = Plan.objects.create(name="roomy", concurrent_jobs=100, requests_per_minute=100)
     owner.save(update_fields=["plan"])
     body = json.dumps({"model": "echo", "input": {"messages": [{"role": "user", "content": "hi"}]}}).encode()
