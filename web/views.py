@@ -141,7 +141,7 @@ def _chat_context(request, *, conversation=None, form=None, error=""):
         else:
             initial = {"model": selectors.chat_model_for_new_conversation(user=request.user)}
         form = ChatForm(initial=initial)
-    chat_messages = list(conversation.messages.select_related("job")) if conversation else []
+    chat_messages = list(conversation.messages.select_related("job__model")) if conversation else []
     return {
         "form": form,
         "models": models,
