@@ -68,6 +68,17 @@ class JobStatus(models.TextChoices):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.EXPIRED})
+TEXT_GENERATION_TASKS = frozenset({Task.CHAT, Task.COMPLETION})
+
+
+def finish_reason(*, task: str, status: str, max_tokens: int | None, completion_tokens: int) -> str | None:
+    """Why a text generation that succeeded ended, in OpenAI's words: "length" once it reached its
+    max_tokens (the answer is cut short there), else "stop" (the model ended it). None for a job that
+    generates no text or did not succeed: its status says why it ended.
+    """
+    if task not in TEXT_GENERATION_TASKS or status != JobStatus.SUCCEEDED:
+        return None
+    return "length" if max_tokens is not None and completion_tokens >= max_tokens else "stop"
 
 
 class JobClient(models.TextChoices):
@@ -164,3 +175,12 @@ class Job(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def finish_reason(self) -> str | None:
+        return finish_reason(
+            task=self.task,
+            status=self.status,
+            max_tokens=self.input.get("max_tokens"),
+            completion_tokens=self.completion_tokens,
+        )

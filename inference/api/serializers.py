@@ -200,6 +200,12 @@ class JobListFilters(serializers.Serializer):
 class JobOutputText(serializers.Serializer):
     text = serializers.CharField(allow_blank=True)
     data = serializers.JSONField(allow_null=True, help_text="Structured output: embeddings or classifications.")
+    finish_reason = serializers.ChoiceField(
+        choices=["stop", "length"],
+        allow_null=True,
+        help_text="Why a chat or completion that succeeded ended: `length` once it reached its `max_tokens` (the "
+        "text is cut short there), `stop` when the model ended it. Null for other jobs.",
+    )
 
 
 class JobErrorOutput(serializers.Serializer):
@@ -303,7 +309,11 @@ def job_representation(job: Job, request=None) -> dict[str, Any]:
         "status": job.status,
         "attempt": job.attempt,
         "input": job.input,
-        "output": {"text": job.output_text, "data": job.output_json} if job.is_finished else None,
+        "output": (
+            {"text": job.output_text, "data": job.output_json, "finish_reason": job.finish_reason}
+            if job.is_finished
+            else None
+        ),
         "error": _error(job, request) if job.error_code else None,
         "usage": {
             "prompt_tokens": job.prompt_tokens,

@@ -42,11 +42,6 @@ def embedding_job_input(request: EmbeddingRequest) -> dict[str, Any]:
     return {"input": request.input, "normalize": True}
 
 
-def finish_reason(job: Job) -> str:
-    limit = job.input.get("max_tokens")
-    return "length" if limit is not None and job.completion_tokens >= limit else "stop"
-
-
 def usage(job: Job) -> dict[str, int]:
     return {
         "prompt_tokens": job.prompt_tokens,
@@ -73,7 +68,7 @@ def chat_completion(job: Job) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": job.output_text, "refusal": None},
-                "finish_reason": finish_reason(job),
+                "finish_reason": job.finish_reason,
                 "logprobs": None,
             }
         ],
@@ -87,7 +82,7 @@ def text_completion(job: Job) -> dict[str, Any]:
         "object": "text_completion",
         "created": created(job),
         "model": job.model.slug,
-        "choices": [{"index": 0, "text": job.output_text, "finish_reason": finish_reason(job), "logprobs": None}],
+        "choices": [{"index": 0, "text": job.output_text, "finish_reason": job.finish_reason, "logprobs": None}],
         "usage": usage(job),
     }
 

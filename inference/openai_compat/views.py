@@ -27,7 +27,7 @@ from inference.api.schema import IDEMPOTENCY_KEY, JOB_ID_HEADER, WRITE, errors
 from inference.api.waiting import job_wait_finished
 from inference.errors import DjinnError, InvalidInput, ModelNotFound
 from inference.job_errors import job_error_message
-from inference.models import AIModel, Job, JobClient, JobStatus
+from inference.models import AIModel, Job, JobClient, JobStatus, finish_reason
 from inference.openai_compat import translate
 from inference.openai_compat.schemas import (
     ChatCompletion,
@@ -207,8 +207,12 @@ class _GenerationView(AsyncAPIView):
                             yield _sse(error_body(problem.status, problem.code, problem.message))
                             return
                     usage = event.data["usage"]
-                    limit = job.input.get("max_tokens")
-                    finish = "length" if limit is not None and usage["completion_tokens"] >= limit else "stop"
+                    finish = finish_reason(
+                        task=job.task,
+                        status=event.data["status"],
+                        max_tokens=job.input.get("max_tokens"),
+                        completion_tokens=usage["completion_tokens"],
+                    )
                     yield _sse(with_usage(translate.chunk(job, self.kind, finish=finish)))
                     if include_usage:
                         yield _sse({**translate.chunk(job, self.kind), "choices": [], "usage": usage})

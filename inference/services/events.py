@@ -64,6 +64,8 @@ def job_replay_events(job: Job) -> list[Event]:
     }
     if job.output_json is not None:
         done["output"] = job.output_json
+    if (reason := job.finish_reason) is not None:
+        done["finish_reason"] = reason
     events.append(Event(len(events) + 1, "done", job.attempt, done))
     return events
 

@@ -16,7 +16,7 @@ from inference.backends import Backend, BackendError
 from inference.lease import Lease
 from inference.loaded_models import backend_for
 from inference.log_writer import JobLog, LogReservation
-from inference.models import Job, JobStatus, Task
+from inference.models import Job, JobStatus, Task, finish_reason
 from inference.services.events import visible_text
 from inference.services.jobs import (
     Usage,
@@ -319,5 +319,11 @@ def _finish(
         owner_id=job.owner_id,
         has_webhook=hasattr(job, "webhook"),  # job_start loaded it (a LEFT JOIN)
         log_position=log_position,
+        finish_reason=finish_reason(
+            task=job.task,
+            status=status,
+            max_tokens=job.input.get("max_tokens"),
+            completion_tokens=usage.completion_tokens,
+        ),
     )
     return status if finished else None

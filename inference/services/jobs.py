@@ -376,6 +376,7 @@ def job_finish(
     owner_id: Any = None,
     has_webhook: bool | None = None,
     log_position: int | None = 0,
+    finish_reason: str | None = None,
 ) -> bool:
     """Store the one result of a running attempt; False if the attempt lost its job.
 
@@ -383,7 +384,8 @@ def job_finish(
     (neither changes after creation), sparing a query at the end of every job, and how far it
     knows the job's log reached (`log_position`, None if it could not repair a log that lost
     events): the `done` goes into the log only if the log is still there, else watchers get
-    the end from the database.
+    the end from the database. A text generation's `finish_reason` (`Job.finish_reason`, which
+    the stored job gives replays) goes into its `done`.
     """
     assert status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
     result = dict(
@@ -422,6 +424,7 @@ def job_finish(
             error_message,
             has_webhook=has_webhook,
             log_floor=None if log_position is None else max(log_position, 1),
+            finish_reason=finish_reason,
         )
     return bool(finished)
 
@@ -716,6 +719,7 @@ def _announce_end(
     error_message,
     has_webhook=None,
     log_floor: int | None = LOG_MUST_EXIST,
+    finish_reason: str | None = None,
 ) -> None:
     if error_code:
         message = job_error_message(code=error_code, message=error_message)  # the log has no reader in particular
@@ -723,5 +727,7 @@ def _announce_end(
     data: dict[str, Any] = {"status": status, "usage": usage.as_dict()}
     if output_json is not None:
         data["output"] = output_json
+    if finish_reason is not None:
+        data["finish_reason"] = finish_reason
     _announce(job_id, owner_id, attempt, "done", data, log_floor)
     webhooks_on_job_event(job_id, "completed", has_webhook=has_webhook)

@@ -47,6 +47,7 @@ function streamAnswer(article) {
   const generating = article.querySelector("[data-generating]");
   const stopButton = article.querySelector("[data-stop]");
   const errorBox = article.querySelector("[data-error]");
+  const lengthNote = article.querySelector("[data-length-note]");
   // The answer grows out of any live region (a reader would hear it again at every delta); a
   // screen reader hears it once, whole, when it is done.
   const announcer = article.querySelector("[data-announce]");
@@ -93,6 +94,7 @@ function streamAnswer(article) {
       article.dataset.finished = "true";
       stopShowingProgress();
       if (data.status === "succeeded") announcer.textContent = `Answer finished: ${text || "no text."}`;
+      if (data.finish_reason === "length" && lengthNote) lengthNote.hidden = false; // the answer ends where its max_tokens did
       if (data.status === "canceled") {
         errorBox.textContent = "Stopped. The answer so far is kept.";
         errorBox.classList.add("notice");

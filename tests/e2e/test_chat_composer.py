@@ -1,5 +1,5 @@
 """The chat page around a conversation, in a real browser: a message too long for the model,
-an answer longer than the window, and an answer with no text."""
+an answer longer than the window, an answer with no text, and one its max_tokens cut short."""
 
 from __future__ import annotations
 
@@ -102,3 +102,31 @@ def test_an_answer_with_no_text_says_so(new_page, celery_worker):
     assert answer_text(page) == ""
     note = answer.locator("[data-answer]").evaluate("body => getComputedStyle(body, '::before').content")
     assert note == '"The model returned no text."'
+
+
+@pytest.mark.worker
+def test_an_answer_its_max_tokens_cut_short_says_so_when_it_ends_and_after_a_reload(new_page, celery_worker):
+    _model("echo", max_output_tokens=50, config={"tokens_per_second": 5})
+    page = new_page()
+    sign_up(page, "terse")
+    send(page, "one two three four five six seven eight", max_tokens="4")
+
+    answer = last_answer(page)
+    note = answer.locator("[data-length-note]")
+    assert answer.get_attribute("data-finished") == "false", "the answer ended before the page followed it"
+    expect(note).to_be_hidden()
+    expect(answer).to_have_attribute("data-finished", "true", timeout=20_000)
+    expect(note).to_be_visible()  # told by the stream's `done`
+    assert (
+        note.inner_text()
+        == "Cut short at 4 tokens, its Max tokens (Echo allows up to 50). Ask it to go on for the rest."
+    )
+    assert answer_text(page) == "one two three four"
+
+    page.reload()
+    expect(last_answer(page).locator("[data-length-note]")).to_be_visible()  # told by the stored job
+
+    send(page, "a whole answer")
+    expect(last_answer(page)).to_have_attribute("data-finished", "true", timeout=20_000)
+    assert answer_text(page) == "a whole answer"
+    expect(last_answer(page).locator("[data-length-note]")).to_be_hidden()

@@ -135,6 +135,33 @@ def test_the_conversation_page_escapes_what_was_said(owner_client, owner, echo_m
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
+def _note(page: str) -> str:
+    note = re.search(r"<p class=\"msg-note\" data-length-note ?(hidden)?>(.*?)</p>", page, re.S)
+    return ("hidden: " if note[1] else "") + " ".join(note[2].split())
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "completion_tokens", "note"),
+    [
+        ("40", 40, "Cut short at 40 tokens, its Max tokens (Echo allows up to 500). Ask it to go on for the rest."),
+        ("", 500, "Cut short at 500 tokens, the most Echo writes in one answer. Ask it to go on for the rest."),
+        ("", 12, "hidden: Cut short at 500 tokens, the most Echo writes in one answer. Ask it to go on for the rest."),
+    ],
+)
+def test_an_answer_its_max_tokens_cut_short_says_so(
+    owner_client, owner, echo_model, max_tokens, completion_tokens, note
+):
+    _start(owner_client, max_tokens=max_tokens)
+    conversation = Conversation.objects.get(owner=owner)
+    Job.objects.filter(chat_message__conversation=conversation).update(
+        status="succeeded", output_text="cut", completion_tokens=completion_tokens
+    )
+
+    page = owner_client.get(reverse("conversation", args=[conversation.id])).text
+
+    assert _note(page) == note
+
+
 def test_another_users_conversation_is_a_404(owner_client, client, owner, outsider, echo_model):
     _start(owner_client)
     conversation = Conversation.objects.get(owner=owner)

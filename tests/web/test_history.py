@@ -127,6 +127,20 @@ def test_the_detail_page_shows_timings_and_usage(owner_client, owner, echo_model
     assert "timed answer" in page
 
 
+@pytest.mark.parametrize(("completion_tokens", "cut_short"), [(7, True), (6, False)])
+def test_the_detail_page_says_when_max_tokens_cut_the_answer_short(
+    owner_client, owner, echo_model, completion_tokens, cut_short
+):
+    job = _job(
+        owner, echo_model, "cut", status="succeeded", output_text="a b c d e f g", completion_tokens=completion_tokens
+    )
+    Job.objects.filter(id=job.id).update(input={**job.input, "max_tokens": 7})
+
+    page = owner_client.get(reverse("job", args=[job.id])).text
+
+    assert ("Cut short: the answer reached its max_tokens (7)." in page) is cut_short
+
+
 def test_another_users_job_is_a_404(outsider_client, owner, echo_model):
     job = _job(owner, echo_model, "private")
     assert outsider_client.get(reverse("job", args=[job.id])).status_code == 404

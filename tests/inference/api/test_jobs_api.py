@@ -14,8 +14,11 @@ from inference.api.waiting import preferred_wait
 from inference.models import AIModel, Job, JobClient, JobStatus
 from inference.services.jobs import job_submit
 from tests.inference.api.helpers import CHAT, api, assert_error
+from tests.support.watchers import watch_sse
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAT_ANSWER = "hello there general kenobi"  # the echo backend's answer to CHAT: its 4 words
 
 
 @pytest.fixture
@@ -75,6 +78,23 @@ def test_prefer_wait_answers_with_the_finished_job(live_server_url, owner_key, c
     assert body["status"] == "succeeded"
     assert body["output"]["text"] == "hello there general kenobi"
     assert body["usage"]["completion_tokens"] == 4
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "text", "finish_reason"),
+    [(2, "hello there", "length"), (4, "hello there general kenobi", "length"), (None, CHAT_ANSWER, "stop")],
+)
+def test_a_finished_chat_says_whether_its_max_tokens_cut_it_short(
+    daphne_server, owner_key, celery_worker, echo_model, max_tokens, text, finish_reason
+):
+    chat = CHAT if max_tokens is None else {**CHAT, "max_tokens": max_tokens}
+    with api(daphne_server.url, owner_key) as client:
+        response = client.post("/api/v1/jobs", json={"model": "echo", "input": chat}, headers={"Prefer": "wait=20"})
+    _, watch = watch_sse(daphne_server, response.json()["id"], owner_key)
+
+    assert response.json()["output"] == {"text": text, "data": None, "finish_reason": finish_reason}
+    done = watch.events[-1]
+    assert (done["type"], done["data"]["finish_reason"]) == ("done", finish_reason)  # as the worker logged it
 
 
 def test_prefer_wait_gives_up_after_n_seconds_with_the_queued_job(live_server_url, owner_key, idle_model):

@@ -55,6 +55,18 @@ def test_an_expired_log_is_replayed_whole_from_the_stored_job(finished_job):
     assert events[1].data == {"text": ANSWER}
     assert events[2].data["status"] == JobStatus.SUCCEEDED
     assert events[2].data["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+    assert events[2].data["finish_reason"] == "stop"  # 3 tokens of the 500 the echo model may write
+
+
+def test_a_replayed_answer_that_reached_its_max_tokens_ends_with_finish_reason_length(owner, echo_model):
+    job = job_submit(user=owner, model="echo", input={**CHAT, "max_tokens": 2})
+    job_start(job_id=job.id, attempt=1, worker="w1")
+    job_finish(job_id=job.id, attempt=1, status=JobStatus.SUCCEEDED, usage=Usage(3, 2), output_text="one two")
+    streams.redis_client().delete(streams.log_key(job.id))
+
+    done = _follow(job, after=0)[-1]
+
+    assert (done.type, done.data["finish_reason"]) == ("done", "length")
 
 
 def test_a_watcher_that_saw_only_the_opening_status_gets_the_rest_of_the_rebuilt_log(finished_job):
@@ -86,6 +98,7 @@ def test_a_job_without_text_replays_its_ending_after_any_position(owner, echo_mo
 
     assert [(event.seq, event.type) for event in events] == [(5, "error"), (6, "done")]
     assert events[0].data == {"code": "boom", "message": "m"}
+    assert "finish_reason" not in events[1].data  # a failed job's status says why it ended
 
 
 def _script_exists_calls() -> int:
