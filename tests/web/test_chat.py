@@ -1,7 +1,9 @@
 import re
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inference.models import AIModel, Job
@@ -160,6 +162,22 @@ def test_an_answer_its_max_tokens_cut_short_says_so(
     page = owner_client.get(reverse("conversation", args=[conversation.id])).text
 
     assert _note(page) == note
+
+
+def test_the_conversation_page_reads_as_many_rows_however_many_turns_it_has(owner_client, owner, echo_model):
+    def queries_to_show(conversation) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert owner_client.get(reverse("conversation", args=[conversation.id])).status_code == 200
+        return len(queries)
+
+    _start(owner_client, "first question")
+    conversation = Conversation.objects.get(owner=owner)
+    one_turn = queries_to_show(conversation)
+    for turn in range(3):
+        Job.objects.filter(chat_message__conversation=conversation).update(status="succeeded", output_text="an answer")
+        owner_client.post(reverse("conversation", args=[conversation.id]), {"content": f"turn {turn}", "model": "echo"})
+
+    assert queries_to_show(conversation) == one_turn
 
 
 def test_another_users_conversation_is_a_404(owner_client, client, owner, outsider, echo_model):
