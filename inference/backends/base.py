@@ -82,6 +82,11 @@ class Backend:
         """Yield generated text one token at a time, checking `should_stop` between tokens."""
         raise BackendError("unsupported_task", f"{self.key} does not generate text")
 
+    def texts_per_step(self) -> int:
+        """How many texts `embed` and `classify` take at once to work well (one batch): the worker
+        hands a job's texts over a step at a time, reporting progress and honouring a cancel between."""
+        return 64
+
     def embed(self, texts: list[str], *, normalize: bool) -> list[list[float]]:
         raise BackendError("unsupported_task", f"{self.key} does not embed text")
 

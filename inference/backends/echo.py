@@ -26,6 +26,10 @@ class EchoConfig(BackendConfig):
     fail_with: str | None = Field(None, description="Fail every job with this error code (for drills).")
     fail_after_tokens: int = Field(0, ge=0, le=1_000_000, description="With fail_with: fail after this many words.")
     load_seconds: float = Field(0, ge=0, le=600, description="How long loading takes, as a large model's would.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts embedded or classified at once.")
+    seconds_per_text: float = Field(
+        0, ge=0, le=60, description="How long each text takes to embed or classify, as a real model's would."
+    )
 
 
 class EchoBackend(Backend):
@@ -71,7 +75,11 @@ class EchoBackend(Backend):
                     time.sleep(delay)
             yield token
 
+    def texts_per_step(self) -> int:
+        return self.config.batch_size
+
     def embed(self, texts: list[str], *, normalize: bool) -> list[list[float]]:
+        time.sleep(len(texts) * self.config.seconds_per_text)
         vectors = []
         for text in texts:
             digest = hashlib.sha256(text.encode()).digest()
@@ -84,6 +92,7 @@ class EchoBackend(Backend):
 
     def classify(self, texts: list[str], labels: list[str], *, multi_label: bool) -> list[dict[str, float]]:
         # A label scores by how many of its words the text contains.
+        time.sleep(len(texts) * self.config.seconds_per_text)
         results = []
         for text in texts:
             words = set(text.lower().split())

@@ -102,6 +102,9 @@ class SentenceTransformersBackend(Backend):
                 show_progress_bar=False,
             )
 
+    def texts_per_step(self) -> int:
+        return self.config.batch_size
+
     def embed(self, texts: list[str], *, normalize: bool) -> list[list[float]]:
         import numpy as np
 

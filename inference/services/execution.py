@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from inference.services.events import visible_text
 from inference.services.jobs import (
     Usage,
     estimate_tokens,
+    job_announce_progress,
     job_finish,
     job_log_restart_floor,
     job_mark_first_token,
@@ -29,6 +31,11 @@ from inference.services.jobs import (
 )
 
 logger = logging.getLogger(__name__)
+
+# An embedding or classification job's texts go to the backend in at most this many steps: each step
+# ends with a `progress` event, so a job of many texts stays within the few events its log has room for
+# before any reservation (streams.RESTART_GAP).
+MAX_COMPUTE_STEPS = 16
 
 # In a thread pool, a short answer keeps its database connection for its last write and a long
 # stream gives it back after this long, so thousands of streaming jobs never hold thousands of
@@ -123,7 +130,12 @@ def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
             usage = Usage(usage.prompt_tokens, completion_tokens=progress.completion_tokens)
             status = JobStatus.CANCELED if lease.canceled.is_set() else JobStatus.SUCCEEDED
             return {"status": status, "usage": usage, "output_text": text, "log_position": progress.log_position}
-        return {"status": JobStatus.SUCCEEDED, "usage": usage, "output_json": _compute(job, backend)}
+        texts = _texts(job)
+        output, covered = _compute(job, backend, lease, texts)
+        if covered < len(texts):  # canceled between two steps: what was done is kept, and counted
+            usage = Usage(prompt_tokens=backend.count_tokens("\n".join(texts[:covered])))
+            return {"status": JobStatus.CANCELED, "usage": usage, "output_json": output}
+        return {"status": JobStatus.SUCCEEDED, "usage": usage, "output_json": output}
     except _Interrupted:
         logger.info("job %s attempt %s was superseded; dropping its result", job.id, job.attempt)
         return None
@@ -280,19 +292,38 @@ def _wait_written(log: JobLog) -> None:
         raise _Interrupted from None
 
 
-def _compute(job: Job, backend: Backend) -> dict[str, Any]:
+def _texts(job: Job) -> list[str]:
     texts = job.input["input"]
-    texts = [texts] if isinstance(texts, str) else texts
+    return [texts] if isinstance(texts, str) else texts
+
+
+def _compute(job: Job, backend: Backend, lease: Lease, texts: list[str]) -> tuple[dict[str, Any], int]:
+    """Embed or classify the texts a step at a time (a backend call cannot be interrupted): between
+    two steps a `progress` event, and a cancel stops it there. Returns the output and how many of
+    the texts it covers: all, or those done before a cancel."""
+    step = max(backend.texts_per_step(), math.ceil(len(texts) / MAX_COMPUTE_STEPS))
+    results: list[Any] = []
+    for start in range(0, len(texts), step):
+        if start:
+            job_announce_progress(job, completed=start, total=len(texts))
+            if lease.should_stop():
+                break
+        results += _compute_step(job, backend, texts[start : start + step])
+    if lease.lost.is_set():
+        raise _Interrupted
     if job.task == Task.EMBEDDING:
-        vectors = backend.embed(texts, normalize=job.input.get("normalize", True))
-        return {"embeddings": vectors, "dimensions": len(vectors[0]) if vectors else 0}
+        return {"embeddings": results, "dimensions": len(results[0]) if results else 0}, len(results)
+    return {"results": results}, len(results)
+
+
+def _compute_step(job: Job, backend: Backend, texts: list[str]) -> list[Any]:
+    if job.task == Task.EMBEDDING:
+        return backend.embed(texts, normalize=job.input.get("normalize", True))
     results = backend.classify(texts, job.input["labels"], multi_label=job.input.get("multi_label", False))
-    return {
-        "results": [
-            {"label": max(scores, key=scores.get), "scores": dict(sorted(scores.items(), key=lambda kv: -kv[1]))}
-            for scores in results
-        ]
-    }
+    return [
+        {"label": max(scores, key=scores.get), "scores": dict(sorted(scores.items(), key=lambda kv: -kv[1]))}
+        for scores in results
+    ]
 
 
 def _finish(

@@ -699,6 +699,11 @@ def job_announce_going_on(job: Job, attempt: int, status: str) -> None:
         logger.warning("could not append %s to the event log of %s", status, job.id, exc_info=True)
 
 
+def job_announce_progress(job: Job, *, completed: int, total: int) -> None:
+    """Tell a job's watchers how many of its texts are done (embeddings, classifications)."""
+    _announce(job.id, job.owner_id, job.attempt, "progress", {"completed": completed, "total": total})
+
+
 def _announce_queued(job: Job) -> None:
     change = {"job": str(job.id), "status": JobStatus.QUEUED, "attempt": job.attempt}
     data = {"status": JobStatus.QUEUED, "attempt": job.attempt}

@@ -101,6 +101,57 @@ def test_cancel_mid_stream_keeps_the_partial_output(celery_worker, owner, echo_m
     assert job.output_text.startswith("one two three four")
 
 
+def _embedding_model(**config) -> AIModel:
+    return AIModel.objects.create(slug="embed", display_name="Embed", task="embedding", backend="echo", config=config)
+
+
+def _texts(count: int) -> list[str]:
+    return [f"text number {i}" for i in range(count)]
+
+
+def test_an_embedding_job_reports_its_progress_between_steps(celery_worker, owner):
+    _embedding_model(batch_size=2)
+    job = _finished(job_submit(user=owner, model="embed", input={"input": _texts(7)}))
+
+    events = streams.read_events(job.id)
+    assert [event.type for event in events] == ["status", "status", "progress", "progress", "progress", "done"]
+    progress = [event.data for event in events if event.type == "progress"]
+    assert progress == [{"completed": done, "total": 7} for done in (2, 4, 6)]
+    assert job.status == JobStatus.SUCCEEDED
+    assert len(job.output_json["embeddings"]) == 7
+    assert events[-1].data["output"] == job.output_json
+
+
+def test_a_job_of_many_small_steps_reports_progress_at_most_fifteen_times(celery_worker, owner):
+    AIModel.objects.create(
+        slug="sort", display_name="Sort", task="classification", backend="echo", config={"batch_size": 1}
+    )
+    job = _finished(job_submit(user=owner, model="sort", input={"input": _texts(200), "labels": ["a", "b"]}))
+
+    progress = [event.data["completed"] for event in streams.read_events(job.id) if event.type == "progress"]
+    assert progress == list(range(13, 200, 13))  # 16 steps of 13 texts (the last one of 5): few events in the log
+    assert len(job.output_json["results"]) == 200
+
+
+def test_cancel_between_steps_keeps_the_texts_done_and_charges_only_for_them(celery_worker, owner):
+    _embedding_model(batch_size=2, seconds_per_text=0.15)
+    texts = _texts(20)
+    job = job_submit(user=owner, model="embed", input={"input": texts})
+    wait_for(lambda: any(e.type == "progress" for e in streams.read_events(job.id)), what="a first step")
+
+    job_cancel(job=job)
+    job = _finished(job)
+
+    assert job.status == JobStatus.CANCELED
+    done = len(job.output_json["embeddings"])
+    assert 2 <= done < 20  # stopped between two steps
+    assert done % 2 == 0  # after whole ones
+    assert job.prompt_tokens == len(" ".join(texts[:done]).split())  # echo counts words
+    reached = [e.data["completed"] for e in streams.read_events(job.id) if e.type == "progress"]
+    assert reached[-1] == done
+    assert streams.read_events(job.id)[-1].data["output"] == job.output_json
+
+
 def test_runjob_prints_the_answer_and_exits_cleanly(celery_worker, owner, echo_model):
     out, err = io.StringIO(), io.StringIO()
 
