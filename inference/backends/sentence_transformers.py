@@ -103,7 +103,9 @@ class SentenceTransformersBackend(Backend):
             )
 
     def texts_per_step(self) -> int:
-        return self.config.batch_size
+        # Several batches a step: each call costs ~5 ms of its own and sorts only its own texts by length.
+        # 256 short sentences took 3 % longer in steps of one batch (64) than in one call; paragraphs, no longer.
+        return 4 * self.config.batch_size
 
     def embed(self, texts: list[str], *, normalize: bool) -> list[list[float]]:
         import numpy as np
