@@ -33,6 +33,9 @@ if (page) {
     onStatus: (data) => {
       if (data.status === "running") showTimings("queue");
     },
+    onProgress: ({ completed, total }) => {
+      waiting.textContent = `Not finished yet: ${completed} of ${total} texts done. This page updates when it is.`;
+    },
     onText: (text) => {
       if (text && !timedFirstToken) {
         timedFirstToken = true;

@@ -34,7 +34,7 @@ export function forgetProgress(jobId) {
   }
 }
 
-// handlers: onText(text), onStatus(data), onError(data), onDone(data), onConnection(state),
+// handlers: onText(text), onStatus(data), onProgress(data), onError(data), onDone(data), onConnection(state),
 // onRefused({loggedOut}): the server will stream this job to this page no more (retrying cannot help).
 export function followJob(jobId, handlers) {
   const progress = loadProgress(jobId);
@@ -55,6 +55,8 @@ export function followJob(jobId, handlers) {
     } else if (event.type === "delta") {
       progress.text += event.data.text;
       handlers.onText(progress.text);
+    } else if (event.type === "progress") {
+      handlers.onProgress?.(event.data);
     } else if (event.type === "error") {
       handlers.onError?.(event.data);
     } else if (event.type === "done") {

@@ -135,6 +135,25 @@ def test_a_jobs_page_opened_as_the_job_ends_shows_how_it_ended(logged_in_page, c
     expect(page.locator("pre.json")).to_contain_text("embeddings")
 
 
+def test_a_running_embedding_jobs_page_counts_the_texts_done(logged_in_page, celery_worker):
+    AIModel.objects.create(
+        slug="emb",
+        display_name="Emb",
+        task="embedding",
+        backend="echo",
+        config={"batch_size": 2, "seconds_per_text": 0.2},  # a step of 2 texts every 0.4 s
+    )
+    page = logged_in_page
+    texts = [f"text {i}" for i in range(12)]
+    job = job_submit(user=User.objects.get(username="lin"), model="emb", input={"input": texts})
+    page.goto(f"/history/{job.id}/")
+
+    waiting = page.locator("[data-output-waiting]")
+    expect(waiting).to_have_text(re.compile(r"^Not finished yet: ([2468]|10) of 12 texts done\."))
+    expect(page.locator("[data-status-badge]")).to_have_text("Succeeded", timeout=15_000)
+    expect(page.locator("pre.json")).to_contain_text("embeddings")
+
+
 def test_history_shows_a_change_made_before_its_live_socket_was_up(logged_in_page, celery_worker):
     AIModel.objects.create(
         slug="echo", display_name="Echo", task="chat", backend="echo", config={"tokens": 10, "tokens_per_second": 10}
