@@ -83,8 +83,9 @@ class Backend:
         raise BackendError("unsupported_task", f"{self.key} does not generate text")
 
     def texts_per_step(self) -> int:
-        """How many texts `embed` and `classify` take at once to work well (one batch): the worker
-        hands a job's texts over a step at a time, reporting progress and honouring a cancel between."""
+        """How many texts `embed` and `classify` should be given at once to work well (a batch or a
+        few): the worker hands a job's texts over a step at a time, reporting progress and honouring
+        a cancel between steps."""
         return 64
 
     def embed(self, texts: list[str], *, normalize: bool) -> list[list[float]]:

@@ -32,9 +32,9 @@ from inference.services.jobs import (
 
 logger = logging.getLogger(__name__)
 
-# An embedding or classification job's texts go to the backend in at most this many steps: each step
-# ends with a `progress` event, so a job of many texts stays within the few events its log has room for
-# before any reservation (streams.RESTART_GAP).
+# An embedding or classification job's texts go to the backend in at most this many steps, with a
+# `progress` event after each but the last: a job of many texts stays within the few events its log
+# has room for before any reservation (streams.RESTART_GAP).
 MAX_COMPUTE_STEPS = 16
 
 # In a thread pool, a short answer keeps its database connection for its last write and a long
