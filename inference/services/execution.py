@@ -133,7 +133,8 @@ def _run(job: Job, lease: Lease) -> dict[str, Any] | None:
         texts = _texts(job)
         output, covered = _compute(job, backend, lease, texts)
         if covered < len(texts):  # canceled between two steps: what was done is kept, and counted
-            usage = Usage(prompt_tokens=backend.count_tokens("\n".join(texts[:covered])))
+            done = backend.prompt_text({**job.input, "input": texts[:covered]})
+            usage = Usage(prompt_tokens=backend.count_tokens(done))
             return {"status": JobStatus.CANCELED, "usage": usage, "output_json": output}
         return {"status": JobStatus.SUCCEEDED, "usage": usage, "output_json": output}
     except _Interrupted:
